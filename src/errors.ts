@@ -1,0 +1,77 @@
+import { constants as osConstants } from 'node:os';
+
+const errnoNames = new Map<number, string>(
+  Object.entries(osConstants.errno).map(([name, value]) => [value, name]),
+);
+
+/** Positive errno -> name ('EBADF'); unknown numbers keep their value visible. */
+export function errnoName(errno: number): string {
+  return errnoNames.get(errno) ?? `Unknown system error ${errno}`;
+}
+
+export function errnoValue(name: keyof typeof osConstants.errno): number {
+  return osConstants.errno[name];
+}
+
+export interface FdPassErrorDetails {
+  /** Positive errno as the kernel returned it (stored negated in `.errno`, as Node does). */
+  errno?: number;
+  syscall?: string;
+  path?: string;
+  cause?: unknown;
+}
+
+/**
+ * An error with the shape of Node's own system errors (`code`, `errno`, `syscall`,
+ * optional `path`), so code written for `fs`/`net` errors handles it unchanged.
+ * `code` is an errno name ('EBADF') or one of fdpass's own 'ERR_FDPASS_…' codes.
+ */
+export class FdPassError extends Error {
+  readonly code: string;
+  /** Negative errno, as in Node's system errors (`util.getSystemErrorName(err.errno)` works). */
+  readonly errno?: number;
+  readonly syscall?: string;
+  readonly path?: string;
+
+  constructor(code: string, message: string, details: FdPassErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = 'FdPassError';
+    this.code = code;
+    if (details.errno !== undefined) this.errno = -details.errno;
+    if (details.syscall !== undefined) this.syscall = details.syscall;
+    if (details.path !== undefined) this.path = details.path;
+  }
+
+  /** `recvmsg EBADF`, or `connect ENOENT /run/app.sock` when a path is involved. */
+  static fromErrno(syscall: string, errno: number, path?: string): FdPassError {
+    const code = errnoName(errno);
+    const message = path === undefined ? `${syscall} ${code}` : `${syscall} ${code} ${path}`;
+    return new FdPassError(code, message, { errno, syscall, path });
+  }
+}
+
+/** Node's AbortError shape: name 'AbortError', code 'ABORT_ERR', the signal's reason as cause. */
+export function abortError(signal: AbortSignal): Error {
+  const err = new Error('The operation was aborted', { cause: signal.reason });
+  err.name = 'AbortError';
+  (err as Error & { code: string }).code = 'ABORT_ERR';
+  return err;
+}
+
+function codedError<E extends Error>(err: E, code: string): E {
+  (err as E & { code: string }).code = code;
+  return err;
+}
+
+export function invalidArgType(name: string, expected: string, actual: unknown): TypeError {
+  const got = actual === null ? 'null' : typeof actual === 'object' ? `an instance of ${actual.constructor?.name ?? 'Object'}` : `type ${typeof actual} (${String(actual)})`;
+  return codedError(new TypeError(`The "${name}" argument must be ${expected}. Received ${got}`), 'ERR_INVALID_ARG_TYPE');
+}
+
+export function invalidArgValue(name: string, reason: string): TypeError {
+  return codedError(new TypeError(`The argument '${name}' ${reason}`), 'ERR_INVALID_ARG_VALUE');
+}
+
+export function outOfRange(name: string, range: string, actual: unknown): RangeError {
+  return codedError(new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${String(actual)}`), 'ERR_OUT_OF_RANGE');
+}

@@ -1,0 +1,70 @@
+import koffi from 'koffi';
+import { constants as osConstants } from 'node:os';
+import { FdPassError } from './errors.js';
+import { lookupPlatform, platformKey, supportedPlatforms, type Platform } from './platform/index.js';
+
+function loadPlatform(): Platform {
+  const platform = lookupPlatform();
+  if (!platform) {
+    throw new FdPassError(
+      'ERR_FDPASS_UNSUPPORTED_PLATFORM',
+      `fdpass has no platform table for ${platformKey()} yet (supported: ${supportedPlatforms.join(', ')})`,
+    );
+  }
+  return platform;
+}
+
+export const platform: Platform = loadPlatform();
+export const C = platform.constants;
+export const L = platform.layouts;
+
+/** The C library, for modules that declare prototypes of their own (pidfd). */
+export const lib = koffi.load(platform.libcName as string);
+
+// Pointers are passed as Buffers (koffi hands the C side the Buffer's own memory, no copy).
+// ssize_t is intptr_t on every supported ABI; socklen_t is uint32_t.
+export const sys = {
+  socket: lib.func('int socket(int domain, int type, int protocol)'),
+  socketpair: lib.func('int socketpair(int domain, int type, int protocol, void *sv)'),
+  sendmsg: lib.func('intptr_t sendmsg(int fd, void *msg, int flags)'),
+  recvmsg: lib.func('intptr_t recvmsg(int fd, void *msg, int flags)'),
+  close: lib.func('int close(int fd)'),
+  bind: lib.func('int bind(int fd, void *addr, uint32_t addrlen)'),
+  connect: lib.func('int connect(int fd, void *addr, uint32_t addrlen)'),
+  listen: lib.func('int listen(int fd, int backlog)'),
+  accept4: lib.func('int accept4(int fd, void *addr, void *addrlen, int flags)'),
+  shutdown: lib.func('int shutdown(int fd, int how)'),
+  getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *value, void *len)'),
+  setsockopt: lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)'),
+  getsockname: lib.func('int getsockname(int fd, void *addr, void *addrlen)'),
+  fchmod: lib.func('int fchmod(int fd, uint32_t mode)'),
+  poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
+  // Variadic in C: declared so, because some ABIs pass variadic arguments differently.
+  fcntl: lib.func('int fcntl(int fd, int cmd, ...)'),
+};
+
+/** errno of the last failed call (koffi captures it right after the call returns). */
+export function lastErrno(): number {
+  return koffi.errno();
+}
+
+/** Turn a C `-1 + errno` return into an FdPassError; pass other values through. */
+export function check<T extends number | bigint>(syscall: string, ret: T, path?: string): T {
+  if (ret < 0) throw FdPassError.fromErrno(syscall, koffi.errno(), path);
+  return ret;
+}
+
+export const { EAGAIN, EINTR, EPROTOTYPE, ECONNABORTED, ECONNREFUSED, ENOENT, EADDRINUSE, ETIMEDOUT } = osConstants.errno;
+
+/** fcntl(fd, F_GETFL) / F_DUPFD_CLOEXEC and friends, with the variadic int spelled out. */
+export function fcntlInt(syscall: string, fd: number, cmd: number, arg?: number): number {
+  const ret = arg === undefined ? sys.fcntl(fd, cmd) : sys.fcntl(fd, cmd, 'int', arg);
+  return check(syscall, ret as number);
+}
+
+/** close(2) that never throws (EINTR on Linux still closes the fd: never retry). */
+export function closeQuietly(fd: number): void {
+  sys.close(fd);
+}
+
+export { koffi };

@@ -1,0 +1,795 @@
+/** UnixSocket and UnixServer: sendmsg/recvmsg with SCM_RIGHTS, sync and async. */
+import { lstatSync, chmodSync, unlinkSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import { encodeUnixAddress, type UnixAddress } from './address.js';
+import { parseControl, type Credentials } from './cmsg.js';
+import { FdPassError, abortError, invalidArgType, invalidArgValue, outOfRange } from './errors.js';
+import { Fd } from './fd.js';
+import { C, EADDRINUSE, EAGAIN, ECONNABORTED, ECONNREFUSED, EINTR, ENOENT, EPROTOTYPE, ETIMEDOUT, L, check, closeQuietly, fcntlInt, lastErrno, sys } from './libc.js';
+import { RecvBuffers, SendBuffers } from './msghdr.js';
+import { fdOf, type FdLike } from './node.js';
+import { POLLIN, POLLOUT, Watcher, waitSync } from './poll.js';
+import { getIntOption, peerCredentials, socketTypeName } from './sockopt.js';
+
+export type SocketType = 'stream' | 'seqpacket' | 'dgram';
+export type Payload = string | Uint8Array | null | undefined;
+
+export interface Message {
+  /** The bytes received. An empty payload sent by fdpass (or most C/Go/Perl peers) arrives as one NUL byte. */
+  data: Buffer;
+  /** The descriptors that came with the message, close-on-exec, owned by the caller. */
+  fds: Fd[];
+  /** Sender's credentials, when the socket has SO_PASSCRED set. */
+  credentials?: Credentials;
+  /** Fds beyond `maxFds` (or in control messages fdpass does not hand out) that were closed. */
+  droppedFds: number;
+}
+
+export interface RecvOptions {
+  /** Largest payload accepted (default 65536). A longer datagram/seqpacket message fails with ERR_FDPASS_TRUNC. */
+  maxBytes?: number;
+  /** Most fds handed to the caller (default 253, the kernel's limit); any beyond are closed. */
+  maxFds?: number;
+}
+
+export interface RecvSyncOptions extends RecvOptions {
+  /** Give up with ETIMEDOUT after this long; default waits forever. */
+  timeoutMs?: number;
+}
+
+export interface SignalOptions {
+  /** Cancels a waiting operation with an AbortError; the socket stays usable. */
+  signal?: AbortSignal;
+}
+
+export interface SendSyncOptions {
+  timeoutMs?: number;
+}
+
+const SEND_FLAGS = C.MSG_NOSIGNAL | C.MSG_DONTWAIT;
+const RECV_FLAGS = C.MSG_CMSG_CLOEXEC | C.MSG_DONTWAIT;
+const DEFAULT_MAX_BYTES = 65536;
+const MAX_MAX_BYTES = 1 << 30;
+const NUL_BYTE = Buffer.alloc(1);
+const NO_FDS: number[] = [];
+const AGAIN = Symbol('EAGAIN');
+
+const socketTypes: Record<SocketType, number> = { stream: C.SOCK_STREAM, seqpacket: C.SOCK_SEQPACKET, dgram: C.SOCK_DGRAM };
+
+// One set of msghdr buffers per thread: every syscall fills and reads them synchronously.
+let sendBuffers: SendBuffers | undefined;
+let recvBuffers: RecvBuffers | undefined;
+
+function socketTypeOf(type: unknown, name = 'type'): number {
+  const n = socketTypes[type as SocketType];
+  if (n === undefined) throw invalidArgValue(name, `must be 'stream', 'seqpacket' or 'dgram'. Received ${String(type)}`);
+  return n;
+}
+
+function toPayload(data: Payload): Buffer {
+  if (data === undefined || data === null) return NUL_BYTE;
+  if (typeof data === 'string') return data.length === 0 ? NUL_BYTE : Buffer.from(data, 'utf8');
+  if (data instanceof Uint8Array) {
+    if (data.length === 0) return NUL_BYTE;
+    return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  }
+  throw invalidArgType('data', 'a string, Buffer or Uint8Array', data);
+}
+
+function toFdNumbers(fds: readonly FdLike[] | undefined | null): number[] {
+  if (fds === undefined || fds === null) return NO_FDS;
+  if (!Array.isArray(fds)) throw invalidArgType('fds', 'an array of fds', fds);
+  if (fds.length > C.SCM_MAX_FD) {
+    throw outOfRange('fds.length', `at most ${C.SCM_MAX_FD} (the kernel's SCM_MAX_FD: the most fds one message can carry)`, fds.length);
+  }
+  const out = new Array<number>(fds.length);
+  for (let i = 0; i < fds.length; i++) {
+    const f = fds[i];
+    out[i] = typeof f === 'number' && f >= 0 && Number.isInteger(f) ? f : f instanceof Fd ? f.fd : fdOf(f, `fds[${i}]`);
+  }
+  return out;
+}
+
+function integerOption(value: unknown, name: string, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw outOfRange(name, `an integer from ${min} to ${max}`, value);
+  }
+  return value;
+}
+
+function checkSignal(options: SignalOptions | undefined): AbortSignal | undefined {
+  const signal = options?.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an AbortSignal', signal);
+  return signal;
+}
+
+function closedError(what: string): FdPassError {
+  return new FdPassError('ERR_FDPASS_CLOSED', `${what} is closed`);
+}
+
+function busyError(op: string): FdPassError {
+  return new FdPassError('ERR_FDPASS_BUSY', `${op}Sync cannot run while async ${op} calls are pending on this socket (it would reorder them)`);
+}
+
+function timeoutError(syscall: string): FdPassError {
+  return new FdPassError('ETIMEDOUT', `${syscall} ETIMEDOUT`, { syscall, errno: ETIMEDOUT });
+}
+
+interface Waiter<T> {
+  resolve(value: T): void;
+  reject(err: unknown): void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+interface SendOp extends Waiter<number> {
+  data: Buffer;
+  offset: number;
+  fds: number[];
+  /** The fds (and at least one byte) are in the kernel: the rest must follow, abort or not. */
+  started: boolean;
+}
+
+interface RecvOp extends Waiter<Message | null> {
+  maxBytes: number;
+  maxFds: number;
+}
+
+/**
+ * A queue of operations waiting for readiness, served strictly in order. `attempt` runs the
+ * syscall for the head: it returns AGAIN (wait for the next readiness event) or a result.
+ */
+class WaitQueue<Op extends Waiter<R>, R> {
+  readonly ops: Op[] = [];
+  constructor(readonly attempt: (op: Op) => R | typeof AGAIN, readonly onChange: () => void) {}
+
+  get waiting(): boolean {
+    return this.ops.length > 0;
+  }
+
+  /** Try the head now (only when nothing is queued, to keep order); queue the rest. */
+  submit(op: Op): Promise<R> {
+    const promise = new Promise<R>((resolve, reject) => {
+      op.resolve = resolve;
+      op.reject = reject;
+    });
+    if (this.ops.length === 0) {
+      let result: R | typeof AGAIN;
+      try {
+        result = this.attempt(op);
+      } catch (err) {
+        op.reject(err);
+        return promise;
+      }
+      if (result !== AGAIN) {
+        op.resolve(result);
+        return promise;
+      }
+    }
+    if (op.signal) {
+      const signal = op.signal;
+      op.onAbort = () => this.abort(op, signal);
+      signal.addEventListener('abort', op.onAbort, { once: true });
+    }
+    this.ops.push(op);
+    this.onChange();
+    return promise;
+  }
+
+  /** Serve queued operations until one would block. */
+  drain(): void {
+    while (this.ops.length > 0) {
+      const op = this.ops[0];
+      let result: R | typeof AGAIN;
+      try {
+        result = this.attempt(op);
+      } catch (err) {
+        this.finish(op);
+        op.reject(err);
+        continue;
+      }
+      if (result === AGAIN) break;
+      this.finish(op);
+      op.resolve(result);
+    }
+    this.onChange();
+  }
+
+  /** Settle everything still queued (on close). */
+  flush(settle: (op: Op) => void): void {
+    for (const op of this.ops.splice(0)) {
+      if (op.onAbort) op.signal?.removeEventListener('abort', op.onAbort);
+      settle(op);
+    }
+  }
+
+  private finish(op: Op): void {
+    this.ops.shift();
+    if (op.onAbort) op.signal?.removeEventListener('abort', op.onAbort);
+  }
+
+  private abort(op: Op, signal: AbortSignal): void {
+    if ((op as unknown as SendOp).started) return;
+    const i = this.ops.indexOf(op);
+    if (i < 0) return;
+    this.ops.splice(i, 1);
+    op.reject(abortError(signal));
+    this.onChange();
+  }
+}
+
+function newWaiter<T>(signal: AbortSignal | undefined): Waiter<T> {
+  return { resolve: noop, reject: noop, signal, onAbort: undefined };
+}
+function noop(): void {}
+
+/**
+ * A connected Unix domain socket that carries data and descriptors.
+ * Created by `socketPair()`, `connect()`, `connectSync()`, `UnixServer.accept()` or `adopt()`.
+ */
+export class UnixSocket {
+  #fd: number;
+  readonly type: SocketType;
+  #watcher: Watcher | null = null;
+  #referenced = true;
+  readonly #sends: WaitQueue<SendOp, number>;
+  readonly #recvs: WaitQueue<RecvOp, Message | null>;
+
+  /** Wrap a connected AF_UNIX socket descriptor and take ownership of it. Prefer `adopt()`. */
+  constructor(fd: number, type: SocketType) {
+    this.#fd = fd;
+    this.type = type;
+    this.#sends = new WaitQueue<SendOp, number>((op) => (this.#trySend(op) ? op.data.length : AGAIN), () => this.#updateInterest());
+    this.#recvs = new WaitQueue<RecvOp, Message | null>((op) => this.#tryRecv(op.maxBytes, op.maxFds), () => this.#updateInterest());
+  }
+
+  /** The descriptor number (owned by this socket). Throws once closed. */
+  get fd(): number {
+    if (this.#fd < 0) throw closedError('UnixSocket');
+    return this.#fd;
+  }
+
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /**
+   * Send `data` (string, Buffer or Uint8Array; empty becomes one NUL byte) with `fds`, blocking
+   * until the kernel has queued it all. Returns the bytes written. The fds stay open here:
+   * the receiver gets new descriptors for the same open files.
+   */
+  sendSync(data?: Payload, fds?: readonly FdLike[] | null, options?: SendSyncOptions): number {
+    const op = { data: toPayload(data), offset: 0, fds: toFdNumbers(fds), started: false } as SendOp;
+    const timeoutMs = integerOption(options?.timeoutMs, 'options.timeoutMs', -1, 0x7fffffff, -1);
+    if (this.#sends.waiting) throw busyError('send');
+    const deadline = timeoutMs < 0 ? -1 : Date.now() + timeoutMs;
+    while (!this.#trySend(op)) {
+      if (!waitSync(this.fd, POLLOUT, deadline < 0 ? -1 : Math.max(0, deadline - Date.now()))) throw timeoutError('sendmsg');
+    }
+    return op.data.length;
+  }
+
+  /** Send asynchronously, in order with other `send` calls; resolves with the bytes written. */
+  send(data?: Payload, fds?: readonly FdLike[] | null, options?: SignalOptions): Promise<number> {
+    let op: SendOp;
+    try {
+      const signal = checkSignal(options);
+      if (signal?.aborted) return Promise.reject(abortError(signal));
+      op = Object.assign(newWaiter<number>(signal), { data: toPayload(data), offset: 0, fds: toFdNumbers(fds), started: false });
+      this.fd;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#sends.submit(op);
+  }
+
+  /**
+   * Receive one message, blocking the thread until it arrives. Returns null at end of stream
+   * (the peer closed). Throws ETIMEDOUT after `timeoutMs`.
+   */
+  recvSync(options?: RecvSyncOptions): Message | null {
+    const maxBytes = integerOption(options?.maxBytes, 'options.maxBytes', 1, MAX_MAX_BYTES, DEFAULT_MAX_BYTES);
+    const maxFds = integerOption(options?.maxFds, 'options.maxFds', 0, C.SCM_MAX_FD, C.SCM_MAX_FD);
+    const timeoutMs = integerOption(options?.timeoutMs, 'options.timeoutMs', -1, 0x7fffffff, -1);
+    if (this.#recvs.waiting) throw busyError('recv');
+    const deadline = timeoutMs < 0 ? -1 : Date.now() + timeoutMs;
+    for (;;) {
+      const result = this.#tryRecv(maxBytes, maxFds);
+      if (result !== AGAIN) return result;
+      if (!waitSync(this.fd, POLLIN, deadline < 0 ? -1 : Math.max(0, deadline - Date.now()))) throw timeoutError('recvmsg');
+    }
+  }
+
+  /** Receive one message; resolves null at end of stream or when this socket is closed. */
+  recv(options?: RecvOptions & SignalOptions): Promise<Message | null> {
+    let op: RecvOp;
+    try {
+      const signal = checkSignal(options);
+      const maxBytes = integerOption(options?.maxBytes, 'options.maxBytes', 1, MAX_MAX_BYTES, DEFAULT_MAX_BYTES);
+      const maxFds = integerOption(options?.maxFds, 'options.maxFds', 0, C.SCM_MAX_FD, C.SCM_MAX_FD);
+      if (signal?.aborted) return Promise.reject(abortError(signal));
+      op = Object.assign(newWaiter<Message | null>(signal), { maxBytes, maxFds });
+      this.fd;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#recvs.submit(op);
+  }
+
+  /** `for await (const msg of socket)`: every message until end of stream. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Message, void, undefined> {
+    for (;;) {
+      const msg = await this.recv();
+      if (msg === null) return;
+      yield msg;
+    }
+  }
+
+  /** SO_PEERCRED: pid, uid and gid of the peer when the connection was made. */
+  peerCredentials(): Credentials {
+    return peerCredentials(this.fd);
+  }
+
+  /**
+   * shutdown(2): ends reading and/or writing for every process that holds this socket
+   * (unlike `close()`, which only drops this process's descriptor). Default 'write'.
+   */
+  shutdown(how: 'read' | 'write' | 'both' = 'write'): void {
+    const value = how === 'read' ? C.SHUT_RD : how === 'write' ? C.SHUT_WR : how === 'both' ? C.SHUT_RDWR : undefined;
+    if (value === undefined) throw invalidArgValue('how', `must be 'read', 'write' or 'both'. Received ${String(how)}`);
+    check('shutdown', sys.shutdown(this.fd, value) as number);
+  }
+
+  /** Close this process's descriptor. Pending `recv`s resolve null; pending `send`s reject. Idempotent. */
+  close(): void {
+    const fd = this.#fd;
+    if (fd < 0) return;
+    this.#watcher?.close();
+    this.#watcher = null;
+    this.#fd = -1;
+    closeQuietly(fd);
+    this.#sends.flush((op) => op.reject(closedError('UnixSocket')));
+    this.#recvs.flush((op) => op.resolve(null));
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Let a pending operation keep the process alive (the default). */
+  ref(): this {
+    this.#referenced = true;
+    this.#watcher?.ref();
+    return this;
+  }
+
+  /** Pending operations on this socket no longer keep the process alive. */
+  unref(): this {
+    this.#referenced = false;
+    this.#watcher?.unref();
+    return this;
+  }
+
+  /** Give up ownership of the descriptor without closing it; the socket becomes closed. */
+  release(): number {
+    const fd = this.fd;
+    if (this.#sends.waiting || this.#recvs.waiting) throw new FdPassError('ERR_FDPASS_BUSY', 'cannot release a socket with pending operations');
+    this.#watcher?.close();
+    this.#watcher = null;
+    this.#fd = -1;
+    return fd;
+  }
+
+  #updateInterest(): void {
+    if (this.#fd < 0) return;
+    const readable = this.#recvs.waiting;
+    const writable = this.#sends.waiting;
+    if (!this.#watcher) {
+      if (!readable && !writable) return;
+      this.#watcher = new Watcher(this.#fd, (r, w) => this.#onReady(r, w));
+      if (!this.#referenced) this.#watcher.unref();
+    }
+    this.#watcher.want(readable, writable);
+  }
+
+  #onReady(readable: boolean, writable: boolean): void {
+    if (writable) this.#sends.drain();
+    if (readable && this.#fd >= 0) this.#recvs.drain();
+  }
+
+  /** One step of a send: true when all of it is in the kernel, false on EAGAIN. */
+  #trySend(op: SendOp): boolean {
+    const fd = this.fd;
+    const buffers = (sendBuffers ??= new SendBuffers());
+    for (;;) {
+      // Stream sockets may take part of the bytes: the fds went with the first part, never again.
+      const msghdr = buffers.prepare(op.data, op.offset, op.started ? null : op.fds);
+      const n = sys.sendmsg(fd, msghdr, SEND_FLAGS) as number;
+      buffers.unpin();
+      if (n < 0) {
+        const errno = lastErrno();
+        if (errno === EINTR) continue;
+        if (errno === EAGAIN) return false;
+        throw FdPassError.fromErrno('sendmsg', errno);
+      }
+      op.started = true;
+      op.offset += n;
+      if (op.offset >= op.data.length) return true;
+    }
+  }
+
+  /** One recvmsg: a message, null at end of stream, or AGAIN when nothing is queued. */
+  #tryRecv(maxBytes: number, maxFds: number): Message | null | typeof AGAIN {
+    const fd = this.fd;
+    const buffers = (recvBuffers ??= new RecvBuffers());
+    let n: number;
+    for (;;) {
+      n = sys.recvmsg(fd, buffers.prepare(maxBytes), RECV_FLAGS) as number;
+      if (n >= 0) break;
+      const errno = lastErrno();
+      if (errno === EINTR) continue;
+      if (errno === EAGAIN) return AGAIN;
+      throw FdPassError.fromErrno('recvmsg', errno);
+    }
+    const flags = buffers.flags;
+    const controlLength = buffers.controlLength;
+    const control = controlLength > 0 ? parseControl(buffers.control, controlLength, L.cmsghdr, L.ucred, C) : undefined;
+    const received = control?.fds ?? NO_FDS;
+    const extra = control?.extraFds ?? NO_FDS;
+    for (const x of extra) closeQuietly(x);
+    if (flags & C.MSG_CTRUNC) {
+      for (const x of received) closeQuietly(x);
+      throw new FdPassError(
+        'ERR_FDPASS_CTRUNC',
+        `recvmsg: control data was truncated (MSG_CTRUNC): descriptors were lost${received.length ? `; the ${received.length} that arrived were closed` : ''}. The receiver may be out of file descriptors (EMFILE)`,
+        { syscall: 'recvmsg' },
+      );
+    }
+    if (flags & C.MSG_TRUNC && this.type !== 'stream') {
+      for (const x of received) closeQuietly(x);
+      throw new FdPassError('ERR_FDPASS_TRUNC', `recvmsg: a message longer than maxBytes (${maxBytes}) was truncated and discarded${received.length ? `, and its ${received.length} fds closed` : ''}`, { syscall: 'recvmsg' });
+    }
+    if (n === 0 && received.length === 0 && this.type !== 'dgram') return null;
+    const keep = received.length <= maxFds ? received.length : maxFds;
+    for (let i = keep; i < received.length; i++) closeQuietly(received[i]);
+    const fds = new Array<Fd>(keep);
+    for (let i = 0; i < keep; i++) fds[i] = new Fd(received[i]);
+    const message: Message = { data: Buffer.from(buffers.data.subarray(0, n)), fds, droppedFds: received.length - keep + extra.length };
+    if (control?.credentials) message.credentials = control.credentials;
+    return message;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creating sockets
+
+function newSocketFd(type: number, extraFlags = 0): number {
+  return check('socket', sys.socket(C.AF_UNIX, type | C.SOCK_CLOEXEC | extraFlags, 0) as number);
+}
+
+/** A connected pair of sockets (socketpair(2)); 'seqpacket' keeps message boundaries. */
+export function socketPair(type: SocketType = 'seqpacket'): [UnixSocket, UnixSocket] {
+  const pair = Buffer.alloc(8);
+  check('socketpair', sys.socketpair(C.AF_UNIX, socketTypeOf(type) | C.SOCK_CLOEXEC, 0, pair) as number);
+  return [new UnixSocket(pair.readInt32LE(0), type), new UnixSocket(pair.readInt32LE(4), type)];
+}
+
+export interface AddressOptions {
+  /** A filesystem path for the socket. */
+  path?: string;
+  /** A Linux abstract name instead of a path (no file is created). */
+  abstract?: string;
+}
+
+export interface ConnectOptions extends AddressOptions {
+  /** The server's socket type. Default: try 'seqpacket', then 'stream', then 'dgram'. */
+  type?: SocketType;
+}
+
+function toAddress(target: string | AddressOptions, what: string): UnixAddress & { label: string } {
+  if (typeof target === 'string') return { path: target, label: target };
+  if (target === null || typeof target !== 'object') throw invalidArgType(what, 'a path string or an options object', target);
+  if (target.abstract !== undefined) {
+    if (typeof target.abstract !== 'string') throw invalidArgType(`${what}.abstract`, 'a string', target.abstract);
+    if (target.path !== undefined) throw invalidArgValue(what, 'must have either path or abstract, not both');
+    return { abstract: target.abstract, label: `@${target.abstract}` };
+  }
+  if (typeof target.path !== 'string') throw invalidArgType(`${what}.path`, 'a string', target.path);
+  return { path: target.path, label: target.path };
+}
+
+const CONNECT_ORDER: SocketType[] = ['seqpacket', 'stream', 'dgram'];
+
+function connectFd(target: string | ConnectOptions, nonBlocking: boolean): UnixSocket {
+  const address = toAddress(target, 'target');
+  const type = typeof target === 'object' ? target.type : undefined;
+  if (type !== undefined) socketTypeOf(type, 'target.type');
+  const types = type === undefined ? CONNECT_ORDER : [type];
+  const { sockaddr, length } = encodeUnixAddress(address, L.sockaddr_un, C);
+  let lastError: FdPassError | undefined;
+  for (const t of types) {
+    const fd = newSocketFd(socketTypes[t], nonBlocking ? C.SOCK_NONBLOCK : 0);
+    let ret: number;
+    do ret = sys.connect(fd, sockaddr, length) as number;
+    while (ret < 0 && lastErrno() === EINTR);
+    if (ret === 0) {
+      if (nonBlocking) setNonBlocking(fd, false);
+      return new UnixSocket(fd, t);
+    }
+    const errno = lastErrno();
+    closeQuietly(fd);
+    lastError = FdPassError.fromErrno('connect', errno, address.label);
+    if (errno !== EPROTOTYPE) break;
+  }
+  throw lastError!;
+}
+
+function setNonBlocking(fd: number, on: boolean): void {
+  const flags = fcntlInt('fcntl', fd, C.F_GETFL);
+  fcntlInt('fcntl', fd, C.F_SETFL, on ? flags | C.O_NONBLOCK : flags & ~C.O_NONBLOCK);
+}
+
+/** Connect to a listening Unix socket, blocking until the server's backlog has room. */
+export function connectSync(target: string | ConnectOptions): UnixSocket {
+  return connectFd(target, false);
+}
+
+/**
+ * Connect without blocking the event loop. Unix-socket connects complete at once; a full
+ * backlog fails with EAGAIN (as Node's own net.connect does for Unix paths).
+ */
+export async function connect(target: string | ConnectOptions): Promise<UnixSocket> {
+  return connectFd(target, true);
+}
+
+/**
+ * Wrap an inherited or received AF_UNIX socket descriptor (e.g. fd 3 from a parent), taking
+ * ownership of it. Its type is read from the kernel (SO_TYPE).
+ */
+export function adopt(fd: FdLike): UnixSocket {
+  const n = fd instanceof Fd ? fd.fd : fdOf(fd);
+  const domain = getIntOption(n, C.SO_DOMAIN);
+  if (domain !== C.AF_UNIX) {
+    throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not an AF_UNIX socket (SO_DOMAIN ${domain})`);
+  }
+  if (getIntOption(n, C.SO_ACCEPTCONN)) {
+    throw new FdPassError('ERR_FDPASS_NOT_CONNECTED', `fd ${n} is a listening socket: use adoptServer()`);
+  }
+  const type = socketTypeName(getIntOption(n, C.SO_TYPE));
+  if (type !== 'stream' && type !== 'seqpacket' && type !== 'dgram') {
+    throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} has unsupported socket type ${type}`);
+  }
+  if (fd instanceof Fd) fd.release();
+  return new UnixSocket(n, type);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listening
+
+export interface ListenOptions extends AddressOptions {
+  /** Default 'seqpacket' (message boundaries); use 'stream' for peers that expect SOCK_STREAM. */
+  type?: Exclude<SocketType, 'dgram'>;
+  /** Permissions of the socket file (default 0o600: only this user can connect). */
+  mode?: number;
+  /** listen(2) backlog (default 511, as Node's net). */
+  backlog?: number;
+}
+
+interface AcceptOp extends Waiter<UnixSocket> {
+  timeoutMs?: number;
+}
+
+export class UnixServer {
+  #fd: number;
+  readonly type: SocketType;
+  /** The socket file's path, when bound to one. */
+  readonly path: string | undefined;
+  /** The abstract name, when bound to one. */
+  readonly abstract: string | undefined;
+  /** Identity of the file this server created; only that file is unlinked on close. */
+  readonly #created: { absolutePath: string; dev: number; ino: number } | undefined;
+  #watcher: Watcher | null = null;
+  #referenced = true;
+  readonly #accepts: WaitQueue<AcceptOp, UnixSocket>;
+
+  /** @internal use listen() or adoptServer() */
+  constructor(fd: number, type: SocketType, address: UnixAddress, created?: { absolutePath: string; dev: number; ino: number }) {
+    this.#fd = fd;
+    this.type = type;
+    this.path = address.path;
+    this.abstract = address.abstract;
+    this.#created = created;
+    this.#accepts = new WaitQueue<AcceptOp, UnixSocket>(() => this.#tryAccept(), () => this.#updateInterest());
+  }
+
+  get fd(): number {
+    if (this.#fd < 0) throw closedError('UnixServer');
+    return this.#fd;
+  }
+
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /** Wait (blocking the thread) for the next connection. Throws ETIMEDOUT after `timeoutMs`. */
+  acceptSync(options?: { timeoutMs?: number }): UnixSocket {
+    const timeoutMs = integerOption(options?.timeoutMs, 'options.timeoutMs', -1, 0x7fffffff, -1);
+    if (this.#accepts.waiting) throw busyError('accept');
+    const deadline = timeoutMs < 0 ? -1 : Date.now() + timeoutMs;
+    for (;;) {
+      const conn = this.#tryAccept();
+      if (conn !== AGAIN) return conn;
+      if (!waitSync(this.fd, POLLIN, deadline < 0 ? -1 : Math.max(0, deadline - Date.now()))) throw timeoutError('accept4');
+    }
+  }
+
+  /** The next connection. Rejects with ERR_FDPASS_CLOSED if the server is closed meanwhile. */
+  accept(options?: SignalOptions): Promise<UnixSocket> {
+    let op: AcceptOp;
+    try {
+      const signal = checkSignal(options);
+      if (signal?.aborted) return Promise.reject(abortError(signal));
+      op = newWaiter<UnixSocket>(signal);
+      this.fd;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#accepts.submit(op);
+  }
+
+  /** `for await (const conn of server)`: connections until the server is closed. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<UnixSocket, void, undefined> {
+    for (;;) {
+      let conn: UnixSocket;
+      try {
+        conn = await this.accept();
+      } catch (err) {
+        if ((err as FdPassError).code === 'ERR_FDPASS_CLOSED') return;
+        throw err;
+      }
+      yield conn;
+    }
+  }
+
+  /** Stop listening; unlink the socket file if this server created it (and it is still that file). */
+  close(): void {
+    const fd = this.#fd;
+    if (fd < 0) return;
+    this.#watcher?.close();
+    this.#watcher = null;
+    this.#fd = -1;
+    closeQuietly(fd);
+    const created = this.#created;
+    if (created) {
+      try {
+        const st = lstatSync(created.absolutePath);
+        if (st.isSocket() && st.dev === created.dev && st.ino === created.ino) unlinkSync(created.absolutePath);
+      } catch {
+        // Already gone, or replaced by something we must not touch.
+      }
+    }
+    this.#accepts.flush((op) => op.reject(closedError('UnixServer')));
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  ref(): this {
+    this.#referenced = true;
+    this.#watcher?.ref();
+    return this;
+  }
+
+  unref(): this {
+    this.#referenced = false;
+    this.#watcher?.unref();
+    return this;
+  }
+
+  #updateInterest(): void {
+    if (this.#fd < 0) return;
+    const readable = this.#accepts.waiting;
+    if (!this.#watcher) {
+      if (!readable) return;
+      this.#watcher = new Watcher(this.#fd, () => this.#accepts.drain());
+      if (!this.#referenced) this.#watcher.unref();
+    }
+    this.#watcher.want(readable, false);
+  }
+
+  #tryAccept(): UnixSocket | typeof AGAIN {
+    const fd = this.fd;
+    for (;;) {
+      const conn = sys.accept4(fd, null, null, C.SOCK_CLOEXEC) as number;
+      if (conn >= 0) return new UnixSocket(conn, this.type);
+      const errno = lastErrno();
+      if (errno === EAGAIN) return AGAIN;
+      // The connection was reset before we took it, or a signal: take the next one.
+      if (errno === EINTR || errno === ECONNABORTED) continue;
+      throw FdPassError.fromErrno('accept4', errno);
+    }
+  }
+}
+
+
+/**
+ * Bind and listen on a Unix socket path (or Linux abstract name). The file is created with
+ * `mode` (default 0o600) race-free: the mode is set on the socket before bind creates the
+ * file. A stale socket file (nothing listening) is replaced; a live one fails with
+ * EADDRINUSE; a file that is not a socket is left alone and fails with EADDRINUSE.
+ */
+export function listen(target: string | ListenOptions): UnixServer {
+  const address = toAddress(target, 'target');
+  const options: ListenOptions = typeof target === 'string' ? {} : target;
+  const type = options.type ?? 'seqpacket';
+  if (type !== 'stream' && type !== 'seqpacket') throw invalidArgValue('options.type', `must be 'stream' or 'seqpacket'. Received ${String(type)}`);
+  const mode = integerOption(options.mode, 'options.mode', 0, 0o777, 0o600);
+  const backlog = integerOption(options.backlog, 'options.backlog', 0, 0x7fffffff, 511);
+  const { sockaddr, length } = encodeUnixAddress(address, L.sockaddr_un, C);
+
+  const fd = newSocketFd(socketTypes[type], C.SOCK_NONBLOCK);
+  try {
+    // bind() creates the file with the socket inode's mode minus the umask: narrowing it
+    // first means there is never a moment when others may connect.
+    if (address.path !== undefined) check('fchmod', sys.fchmod(fd, mode) as number);
+    if ((sys.bind(fd, sockaddr, length) as number) < 0) {
+      const errno = lastErrno();
+      if (errno !== EADDRINUSE || address.path === undefined || !removeStaleSocket(address.path, sockaddr, length)) {
+        throw FdPassError.fromErrno('bind', errno, address.label);
+      }
+      check('bind', sys.bind(fd, sockaddr, length) as number, address.label);
+    }
+    let created: { absolutePath: string; dev: number; ino: number } | undefined;
+    if (address.path !== undefined) {
+      const absolutePath = resolvePath(address.path);
+      const st = lstatSync(absolutePath);
+      created = { absolutePath, dev: st.dev, ino: st.ino };
+      // The umask may have removed bits the caller asked for: widen after, never narrow late.
+      if ((st.mode & 0o777) !== mode) chmodSync(absolutePath, mode);
+    }
+    try {
+      check('listen', sys.listen(fd, backlog) as number, address.label);
+    } catch (err) {
+      if (created) unlinkSync(created.absolutePath);
+      throw err;
+    }
+    return new UnixServer(fd, type, address, created);
+  } catch (err) {
+    closeQuietly(fd);
+    throw err;
+  }
+}
+
+/** True if `path` was a socket nobody listens on, and it has been removed. */
+function removeStaleSocket(path: string, sockaddr: Buffer, length: number): boolean {
+  try {
+    if (!lstatSync(path).isSocket()) return false;
+  } catch {
+    return false;
+  }
+  for (const type of CONNECT_ORDER) {
+    const probe = newSocketFd(socketTypes[type], C.SOCK_NONBLOCK);
+    const ret = sys.connect(probe, sockaddr, length) as number;
+    const errno = ret < 0 ? lastErrno() : 0;
+    closeQuietly(probe);
+    if (errno === EPROTOTYPE) continue; // someone is there, with another socket type
+    if (errno !== ECONNREFUSED) return errno === ENOENT;
+    unlinkSync(path);
+    return true;
+  }
+  return false;
+}
+
+/** Wrap an inherited listening AF_UNIX socket (e.g. from systemd or a previous process). */
+export function adoptServer(fd: FdLike): UnixServer {
+  const n = fd instanceof Fd ? fd.fd : fdOf(fd);
+  const domain = getIntOption(n, C.SO_DOMAIN);
+  if (domain !== C.AF_UNIX) throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not an AF_UNIX socket (SO_DOMAIN ${domain})`);
+  if (!getIntOption(n, C.SO_ACCEPTCONN)) throw new FdPassError('ERR_FDPASS_NOT_LISTENING', `fd ${n} is not a listening socket: use adopt()`);
+  const type = socketTypeName(getIntOption(n, C.SO_TYPE)) as SocketType;
+  if (fd instanceof Fd) fd.release();
+  setNonBlocking(n, true);
+  return new UnixServer(n, type, {});
+}
