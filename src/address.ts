@@ -57,10 +57,10 @@ export function decodeInetAddress(sockaddr: Buffer, family: 'inet' | 'inet6'): I
   if (family === 'inet') return { address: [...sockaddr.subarray(4, 8)].join('.'), port };
   const groups: string[] = [];
   for (let i = 0; i < 8; i++) groups.push(sockaddr.readUInt16BE(8 + i * 2).toString(16));
-  return { address: compressIpv6(groups), port };
+  return { address: compressIpv6(groups, [...sockaddr.subarray(20, 24)].join('.')), port };
 }
 
-function compressIpv6(groups: string[]): string {
+function compressIpv6(groups: string[], ipv4Tail: string): string {
   // Replace the longest run of zero groups (length >= 2) by '::', as inet_ntop does.
   let bestStart = -1, bestLen = 0;
   for (let i = 0; i < 8; ) {
@@ -71,5 +71,9 @@ function compressIpv6(groups: string[]): string {
     i = j;
   }
   if (bestStart < 0) return groups.join(':');
+  // IPv4-compatible (::a.b.c.d) and IPv4-mapped (::ffff:a.b.c.d), as inet_ntop (and Node) print them.
+  if (bestStart === 0 && (bestLen === 6 || (bestLen === 5 && groups[5] === 'ffff'))) {
+    return `::${bestLen === 5 ? 'ffff:' : ''}${ipv4Tail}`;
+  }
   return `${groups.slice(0, bestStart).join(':')}::${groups.slice(bestStart + bestLen).join(':')}`;
 }

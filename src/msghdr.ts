@@ -1,22 +1,42 @@
 /**
- * Per-socket msghdr/iovec/control buffers for sendmsg and recvmsg, built once.
+ * msghdr/iovec/control buffers for sendmsg and recvmsg, built once per thread and reused.
  *
  * The kernel follows raw addresses stored inside these Buffers, and a raw address does not
  * keep its Buffer alive: every Buffer whose address is written here is a field of this
- * object (or `pinned` for the duration of one call), so it lives as long as the struct.
+ * object (or `#pinned` for the duration of one call), so it lives as long as the struct.
+ *
+ * Hot-path writes go through Int32Array views. Length fields are 8 bytes on glibc and 4 on
+ * musl (followed by padding); every supported platform is little-endian, so writing the low
+ * 32 bits of a zero-initialised field is correct for both widths.
  */
-import { cmsgSpace, encodeRights, FD_SIZE, readUint, writeUint } from './cmsg.js';
+import { cmsgAlign, cmsgLen, cmsgSpace, FD_SIZE } from './cmsg.js';
 import { C, L, koffi } from './libc.js';
 
-const addressOf = (buf: Buffer): bigint => koffi.address(buf);
+const I = 4; // bytes per Int32Array element
+const MSG_IOV = L.msghdr.iov;
+const MSG_IOVLEN = L.msghdr.iovlen / I;
+const MSG_CONTROL = L.msghdr.control;
+const MSG_CONTROLLEN = L.msghdr.controllen / I;
+const MSG_FLAGS = L.msghdr.flags / I;
+const IOV_BASE = L.iovec.base;
+const IOV_LEN = L.iovec.len / I;
+const CMSG_LEN = L.cmsghdr.len / I;
+const CMSG_LEVEL = L.cmsghdr.level / I;
+const CMSG_TYPE = L.cmsghdr.type / I;
+const CMSG_DATA = cmsgAlign(L.cmsghdr.size, L.cmsghdr) / I;
 
 function writeAddress(buf: Buffer, offset: number, addr: bigint): void {
   if (L.pointerSize === 8) buf.writeBigUInt64LE(addr, offset);
   else buf.writeUInt32LE(Number(addr), offset);
 }
 
-function writePointer(buf: Buffer, offset: number, target: Buffer | null): void {
-  writeAddress(buf, offset, target === null ? 0n : addressOf(target));
+function int32View(buf: Buffer): Int32Array {
+  return new Int32Array(buf.buffer, buf.byteOffset, buf.length / I);
+}
+
+/** Buffer.alloc, rounded to whole ints and never from the shared pool. */
+function allocStruct(size: number): Buffer {
+  return Buffer.alloc(Math.ceil(size / 8) * 8);
 }
 
 /** Payloads up to this size are copied into a buffer whose address is written once. */
@@ -24,41 +44,63 @@ const SCRATCH_BYTES = 4096;
 export const MAX_FDS_CONTROL_BYTES = cmsgSpace(C.SCM_MAX_FD * FD_SIZE, L.cmsghdr);
 
 export class SendBuffers {
-  readonly msghdr = Buffer.alloc(L.msghdr.size);
-  readonly #iov = Buffer.alloc(L.iovec.size);
-  readonly #control = Buffer.alloc(MAX_FDS_CONTROL_BYTES);
+  readonly msghdr = allocStruct(L.msghdr.size);
+  /** The msghdr's address: koffi passes a BigInt pointer without inspecting a Buffer. */
+  readonly address = koffi.address(this.msghdr) as bigint;
+  readonly #msg32 = int32View(this.msghdr);
+  readonly #iov = allocStruct(L.iovec.size);
+  readonly #iov32 = int32View(this.#iov);
+  readonly #control = allocStruct(MAX_FDS_CONTROL_BYTES);
+  readonly #control32 = int32View(this.#control);
   readonly #scratch = Buffer.alloc(SCRATCH_BYTES);
-  readonly #scratchAddress = addressOf(this.#scratch);
+  readonly #scratchAddress = koffi.address(this.#scratch) as bigint;
+  #iovOnScratch = false;
+  /** How many fds the control header currently describes. */
+  #headerFds = -1;
   /** The caller's payload while its address is in the iovec. */
   #pinned: Buffer | null = null;
 
   constructor() {
-    writePointer(this.msghdr, L.msghdr.iov, this.#iov);
-    writeUint(this.msghdr, L.msghdr.iovlen, L.msghdr.iovlenSize, 1);
+    writeAddress(this.msghdr, MSG_IOV, koffi.address(this.#iov) as bigint);
+    this.#msg32[MSG_IOVLEN] = 1;
+    // msg_control may point at the buffer even when msg_controllen is 0: the kernel ignores it.
+    writeAddress(this.msghdr, MSG_CONTROL, koffi.address(this.#control) as bigint);
+    this.#control32[CMSG_LEVEL] = C.SOL_SOCKET;
+    this.#control32[CMSG_TYPE] = C.SCM_RIGHTS;
   }
 
-  /** Point the msghdr at `data[offset..]` and (when `fds` is non-empty) an SCM_RIGHTS message. */
-  prepare(data: Buffer, offset: number, fds: readonly number[] | null): Buffer {
+  /** Point the msghdr at `data[offset..]` and, when `fds` is non-empty, one SCM_RIGHTS message. */
+  prepare(data: Buffer, offset: number, fds: readonly number[] | null): bigint {
     const length = data.length - offset;
     if (length <= SCRATCH_BYTES) {
-      data.copy(this.#scratch, 0, offset);
-      writeAddress(this.#iov, L.iovec.base, this.#scratchAddress);
-      this.#pinned = null;
+      const scratch = this.#scratch;
+      // A loop beats Buffer#copy's per-call setup for the tiny payloads fd messages usually have.
+      if (length <= 16) for (let i = 0; i < length; i++) scratch[i] = data[offset + i];
+      else data.copy(scratch, 0, offset);
+      if (!this.#iovOnScratch) {
+        writeAddress(this.#iov, IOV_BASE, this.#scratchAddress);
+        this.#iovOnScratch = true;
+      }
     } else {
-      const view = data.subarray(offset);
+      const view = offset === 0 ? data : data.subarray(offset);
       this.#pinned = view;
-      writeAddress(this.#iov, L.iovec.base, addressOf(view));
+      writeAddress(this.#iov, IOV_BASE, koffi.address(view) as bigint);
+      this.#iovOnScratch = false;
     }
-    writeUint(this.#iov, L.iovec.len, L.iovec.lenSize, length);
-    if (fds !== null && fds.length > 0) {
-      const space = encodeRights(this.#control, 0, fds, L.cmsghdr, C);
-      writePointer(this.msghdr, L.msghdr.control, this.#control);
-      writeUint(this.msghdr, L.msghdr.controllen, L.msghdr.controllenSize, space);
+    this.#iov32[IOV_LEN] = length;
+    const count = fds === null ? 0 : fds.length;
+    if (count > 0) {
+      const control32 = this.#control32;
+      if (count !== this.#headerFds) {
+        control32[CMSG_LEN] = cmsgLen(count * FD_SIZE, L.cmsghdr);
+        this.#headerFds = count;
+      }
+      for (let i = 0; i < count; i++) control32[CMSG_DATA + i] = fds![i];
+      this.#msg32[MSG_CONTROLLEN] = cmsgSpace(count * FD_SIZE, L.cmsghdr);
     } else {
-      writePointer(this.msghdr, L.msghdr.control, null);
-      writeUint(this.msghdr, L.msghdr.controllen, L.msghdr.controllenSize, 0);
+      this.#msg32[MSG_CONTROLLEN] = 0;
     }
-    return this.msghdr;
+    return this.address;
   }
 
   /** Drop the reference to a large payload once the syscall returned. */
@@ -68,37 +110,57 @@ export class SendBuffers {
 }
 
 /** Control space for a full SCM_RIGHTS message plus SCM_CREDENTIALS and an SCM_PIDFD. */
-const RECV_CONTROL_BYTES = MAX_FDS_CONTROL_BYTES + cmsgSpace(L.ucred.size, L.cmsghdr) + cmsgSpace(FD_SIZE, L.cmsghdr);
+export const RECV_CONTROL_BYTES =
+  MAX_FDS_CONTROL_BYTES + cmsgSpace(L.ucred.size, L.cmsghdr) + cmsgSpace(FD_SIZE, L.cmsghdr);
 
 export class RecvBuffers {
-  readonly msghdr = Buffer.alloc(L.msghdr.size);
-  readonly #iov = Buffer.alloc(L.iovec.size);
-  readonly control = Buffer.alloc(RECV_CONTROL_BYTES);
+  readonly msghdr = allocStruct(L.msghdr.size);
+  readonly address = koffi.address(this.msghdr) as bigint;
+  readonly #msg32 = int32View(this.msghdr);
+  readonly #iov = allocStruct(L.iovec.size);
+  readonly #iov32 = int32View(this.#iov);
+  readonly control = allocStruct(RECV_CONTROL_BYTES);
+  readonly control32 = int32View(this.control);
   data: Buffer = Buffer.alloc(0);
 
   constructor() {
-    writePointer(this.msghdr, L.msghdr.iov, this.#iov);
-    writeUint(this.msghdr, L.msghdr.iovlen, L.msghdr.iovlenSize, 1);
-    writePointer(this.msghdr, L.msghdr.control, this.control);
+    writeAddress(this.msghdr, MSG_IOV, koffi.address(this.#iov) as bigint);
+    this.#msg32[MSG_IOVLEN] = 1;
+    writeAddress(this.msghdr, MSG_CONTROL, koffi.address(this.control) as bigint);
   }
 
   /** Reset the fields recvmsg writes back, for a read of up to `maxBytes`. */
-  prepare(maxBytes: number): Buffer {
+  prepare(maxBytes: number): bigint {
     if (this.data.length < maxBytes) {
       this.data = Buffer.alloc(maxBytes);
-      writePointer(this.#iov, L.iovec.base, this.data);
+      writeAddress(this.#iov, IOV_BASE, koffi.address(this.data) as bigint);
     }
-    writeUint(this.#iov, L.iovec.len, L.iovec.lenSize, maxBytes);
-    writeUint(this.msghdr, L.msghdr.controllen, L.msghdr.controllenSize, RECV_CONTROL_BYTES);
-    this.msghdr.writeInt32LE(0, L.msghdr.flags);
-    return this.msghdr;
+    this.#iov32[IOV_LEN] = maxBytes;
+    this.#msg32[MSG_CONTROLLEN] = RECV_CONTROL_BYTES;
+    this.#msg32[MSG_FLAGS] = 0;
+    return this.address;
   }
 
   get flags(): number {
-    return this.msghdr.readInt32LE(L.msghdr.flags);
+    return this.#msg32[MSG_FLAGS];
   }
 
   get controlLength(): number {
-    return readUint(this.msghdr, L.msghdr.controllen, L.msghdr.controllenSize);
+    return this.#msg32[MSG_CONTROLLEN];
+  }
+
+  /**
+   * The common case without a walk: exactly one SCM_RIGHTS message fills the control data.
+   * Returns its fds, or null when the general parser must look.
+   */
+  singleRights(controlLength: number): number[] | null {
+    const c = this.control32;
+    if (c[CMSG_LEVEL] !== C.SOL_SOCKET || c[CMSG_TYPE] !== C.SCM_RIGHTS) return null;
+    const len = c[CMSG_LEN];
+    if (len < CMSG_DATA * I || cmsgAlign(len, L.cmsghdr) !== controlLength) return null;
+    const count = (len - CMSG_DATA * I) >> 2;
+    const fds = new Array<number>(count);
+    for (let i = 0; i < count; i++) fds[i] = c[CMSG_DATA + i];
+    return fds;
   }
 }

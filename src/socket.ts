@@ -2,7 +2,7 @@
 import { lstatSync, chmodSync, unlinkSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { encodeUnixAddress, type UnixAddress } from './address.js';
-import { parseControl, type Credentials } from './cmsg.js';
+import { parseControl, type Credentials, type ParsedControl } from './cmsg.js';
 import { FdPassError, abortError, invalidArgType, invalidArgValue, outOfRange } from './errors.js';
 import { Fd } from './fd.js';
 import { C, EADDRINUSE, EAGAIN, ECONNABORTED, ECONNREFUSED, EINTR, ENOENT, EPROTOTYPE, ETIMEDOUT, L, check, closeQuietly, fcntlInt, lastErrno, sys } from './libc.js';
@@ -123,12 +123,15 @@ interface Waiter<T> {
   onAbort: (() => void) | undefined;
 }
 
-interface SendOp extends Waiter<number> {
-  data: Buffer;
-  offset: number;
-  fds: number[];
+/** One message to send; the same shape for sync and async calls (one hidden class on the hot path). */
+class SendOp implements Waiter<number> {
+  offset = 0;
   /** The fds (and at least one byte) are in the kernel: the rest must follow, abort or not. */
-  started: boolean;
+  started = false;
+  resolve: (value: number) => void = noop;
+  reject: (err: unknown) => void = noop;
+  onAbort: (() => void) | undefined = undefined;
+  constructor(readonly data: Buffer, readonly fds: number[], readonly signal: AbortSignal | undefined) {}
 }
 
 interface RecvOp extends Waiter<Message | null> {
@@ -260,7 +263,7 @@ export class UnixSocket {
    * the receiver gets new descriptors for the same open files.
    */
   sendSync(data?: Payload, fds?: readonly FdLike[] | null, options?: SendSyncOptions): number {
-    const op = { data: toPayload(data), offset: 0, fds: toFdNumbers(fds), started: false } as SendOp;
+    const op = new SendOp(toPayload(data), toFdNumbers(fds), undefined);
     const timeoutMs = integerOption(options?.timeoutMs, 'options.timeoutMs', -1, 0x7fffffff, -1);
     if (this.#sends.waiting) throw busyError('send');
     const deadline = timeoutMs < 0 ? -1 : Date.now() + timeoutMs;
@@ -276,7 +279,7 @@ export class UnixSocket {
     try {
       const signal = checkSignal(options);
       if (signal?.aborted) return Promise.reject(abortError(signal));
-      op = Object.assign(newWaiter<number>(signal), { data: toPayload(data), offset: 0, fds: toFdNumbers(fds), started: false });
+      op = new SendOp(toPayload(data), toFdNumbers(fds), signal);
       this.fd;
     } catch (err) {
       return Promise.reject(err);
@@ -434,8 +437,16 @@ export class UnixSocket {
     }
     const flags = buffers.flags;
     const controlLength = buffers.controlLength;
-    const control = controlLength > 0 ? parseControl(buffers.control, controlLength, L.cmsghdr, L.ucred, C) : undefined;
-    const received = control?.fds ?? NO_FDS;
+    let received = NO_FDS;
+    let control: ParsedControl | undefined;
+    if (controlLength > 0) {
+      const single = buffers.singleRights(controlLength);
+      if (single !== null) received = single;
+      else {
+        control = parseControl(buffers.control, controlLength, L.cmsghdr, L.ucred, C);
+        received = control.fds;
+      }
+    }
     const extra = control?.extraFds ?? NO_FDS;
     for (const x of extra) closeQuietly(x);
     if (flags & C.MSG_CTRUNC) {
@@ -455,7 +466,9 @@ export class UnixSocket {
     for (let i = keep; i < received.length; i++) closeQuietly(received[i]);
     const fds = new Array<Fd>(keep);
     for (let i = 0; i < keep; i++) fds[i] = new Fd(received[i]);
-    const message: Message = { data: Buffer.from(buffers.data.subarray(0, n)), fds, droppedFds: received.length - keep + extra.length };
+    const payload = Buffer.allocUnsafe(n);
+    buffers.data.copy(payload, 0, 0, n);
+    const message: Message = { data: payload, fds, droppedFds: received.length - keep + extra.length };
     if (control?.credentials) message.credentials = control.credentials;
     return message;
   }
