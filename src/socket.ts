@@ -9,7 +9,8 @@ import { C, EADDRINUSE, EAGAIN, ECONNABORTED, ECONNREFUSED, EINTR, ENOENT, EPROT
 import { RecvBuffers, SendBuffers } from './msghdr.js';
 import { fdOf, type FdLike } from './node.js';
 import { POLLIN, POLLOUT, Watcher, waitSync } from './poll.js';
-import { getIntOption, peerCredentials, socketTypeName } from './sockopt.js';
+import { peerPidFdOf, type PidFd } from './pidfd.js';
+import { describeSocket, getIntOption, peerCredentials, socketTypeName } from './sockopt.js';
 
 export type SocketType = 'stream' | 'seqpacket' | 'dgram';
 export type Payload = string | Uint8Array | null | undefined;
@@ -213,7 +214,7 @@ class WaitQueue<Op extends Waiter<R>, R> {
   }
 
   private abort(op: Op, signal: AbortSignal): void {
-    if ((op as unknown as SendOp).started) return;
+    if (op instanceof SendOp && op.started) return;
     const i = this.ops.indexOf(op);
     if (i < 0) return;
     this.ops.splice(i, 1);
@@ -332,6 +333,14 @@ export class UnixSocket {
   /** SO_PEERCRED: pid, uid and gid of the peer when the connection was made. */
   peerCredentials(): Credentials {
     return peerCredentials(this.fd);
+  }
+
+  /**
+   * A PidFd for the peer process (SO_PEERPIDFD, Linux 6.5+): unlike the pid in
+   * `peerCredentials()`, it cannot be recycled to name a different process.
+   */
+  peerPidFd(): PidFd {
+    return peerPidFdOf(this.fd);
   }
 
   /**
@@ -801,8 +810,12 @@ export function adoptServer(fd: FdLike): UnixServer {
   const domain = getIntOption(n, C.SO_DOMAIN);
   if (domain !== C.AF_UNIX) throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not an AF_UNIX socket (SO_DOMAIN ${domain})`);
   if (!getIntOption(n, C.SO_ACCEPTCONN)) throw new FdPassError('ERR_FDPASS_NOT_LISTENING', `fd ${n} is not a listening socket: use adopt()`);
-  const type = socketTypeName(getIntOption(n, C.SO_TYPE)) as SocketType;
+  const { type, path } = describeSocket(n);
+  if (type !== 'stream' && type !== 'seqpacket') throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} has unsupported socket type ${type}`);
   if (fd instanceof Fd) fd.release();
+  // accept4 has no per-call non-blocking flag: the listener itself must be O_NONBLOCK.
   setNonBlocking(n, true);
-  return new UnixServer(n, type, {});
+  const address: UnixAddress = path === undefined ? {} : path.startsWith('@') ? { abstract: path.slice(1) } : { path };
+  // Adopted: this process did not create the file, so close() never unlinks it.
+  return new UnixServer(n, type, address);
 }
