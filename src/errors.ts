@@ -28,18 +28,20 @@ export interface FdPassErrorDetails {
  */
 export class FdPassError extends Error {
   readonly code: string;
+  // `declare`: present only when set, as on Node's own errors ('path' in err is false otherwise).
   /** Negative errno, as in Node's system errors (`util.getSystemErrorName(err.errno)` works). */
-  readonly errno?: number;
-  readonly syscall?: string;
-  readonly path?: string;
+  declare readonly errno?: number;
+  declare readonly syscall?: string;
+  declare readonly path?: string;
 
   constructor(code: string, message: string, details: FdPassErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'FdPassError';
     this.code = code;
-    if (details.errno !== undefined) this.errno = -details.errno;
-    if (details.syscall !== undefined) this.syscall = details.syscall;
-    if (details.path !== undefined) this.path = details.path;
+    const self = this as { errno?: number; syscall?: string; path?: string };
+    if (details.errno !== undefined) self.errno = -details.errno;
+    if (details.syscall !== undefined) self.syscall = details.syscall;
+    if (details.path !== undefined) self.path = details.path;
   }
 
   /** `recvmsg EBADF`, or `connect ENOENT /run/app.sock` when a path is involved. */

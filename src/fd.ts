@@ -2,7 +2,7 @@
 import { readlinkSync, fstatSync, constants as fsConstants } from 'node:fs';
 import { isatty } from 'node:tty';
 import { FdPassError } from './errors.js';
-import { C, check, closeQuietly, fcntlInt } from './libc.js';
+import { C, check, closeQuietly, fcntlInt, sys } from './libc.js';
 import { fdOf, type FdLike } from './node.js';
 import { describeSocket, type SocketDescription } from './sockopt.js';
 
@@ -92,6 +92,16 @@ export function describeFd(fd: number): FdDescription {
     if (deleted) desc.deleted = true;
   }
   return desc;
+}
+
+/**
+ * An anonymous pipe (pipe2 with O_CLOEXEC): `[readEnd, writeEnd]`. Node has no API for one;
+ * its `stdio: 'pipe'` is a socketpair.
+ */
+export function pipe(): [Fd, Fd] {
+  const ends = Buffer.alloc(8);
+  check('pipe2', sys.pipe2(ends, C.O_CLOEXEC) as number);
+  return [new Fd(ends.readInt32LE(0)), new Fd(ends.readInt32LE(4))];
 }
 
 /** A new descriptor for the same open file, close-on-exec (F_DUPFD_CLOEXEC). */

@@ -7,7 +7,7 @@ export {
   type Message, type Payload, type RecvOptions, type RecvSyncOptions, type SendSyncOptions, type SignalOptions,
   type SocketType, type ListenOptions, type ConnectOptions, type AddressOptions,
 } from './socket.js';
-export { Fd, describeFd, type FdDescription, type FdKind } from './fd.js';
+export { Fd, describeFd, pipe, type FdDescription, type FdKind } from './fd.js';
 export { FdPassError } from './errors.js';
 export { fdOf, type FdLike } from './node.js';
 export type { Credentials } from './cmsg.js';

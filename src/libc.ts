@@ -38,6 +38,7 @@ export const sys = {
   setsockopt: lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)'),
   getsockname: lib.func('int getsockname(int fd, void *addr, void *addrlen)'),
   fchmod: lib.func('int fchmod(int fd, uint32_t mode)'),
+  pipe2: lib.func('int pipe2(void *fds, int flags)'),
   poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
   // Variadic in C: declared so, because some ABIs pass variadic arguments differently.
   fcntl: lib.func('int fcntl(int fd, int cmd, ...)'),

@@ -109,6 +109,10 @@ export class SendBuffers {
   }
 }
 
+/** Payload buffers up to this size are kept for reuse; larger ones live for one read. */
+const RETAIN_BYTES = 1 << 20;
+const DEFAULT_RETAIN_BYTES = 1 << 16;
+
 /** Control space for a full SCM_RIGHTS message plus SCM_CREDENTIALS and an SCM_PIDFD. */
 export const RECV_CONTROL_BYTES =
   MAX_FDS_CONTROL_BYTES + cmsgSpace(L.ucred.size, L.cmsghdr) + cmsgSpace(FD_SIZE, L.cmsghdr);
@@ -121,7 +125,10 @@ export class RecvBuffers {
   readonly #iov32 = int32View(this.#iov);
   readonly control = allocStruct(RECV_CONTROL_BYTES);
   readonly control32 = int32View(this.control);
+  /** Where recvmsg writes the payload: `#retained`, or a one-off buffer for a huge maxBytes. */
   data: Buffer = Buffer.alloc(0);
+  /** The reusable payload buffer, grown up to RETAIN_BYTES and kept. */
+  #retained: Buffer = this.data;
 
   constructor() {
     writeAddress(this.msghdr, MSG_IOV, koffi.address(this.#iov) as bigint);
@@ -131,8 +138,14 @@ export class RecvBuffers {
 
   /** Reset the fields recvmsg writes back, for a read of up to `maxBytes`. */
   prepare(maxBytes: number): bigint {
-    if (this.data.length < maxBytes) {
-      this.data = Buffer.alloc(maxBytes);
+    if (this.data.length < maxBytes || this.data !== this.#retained) {
+      if (maxBytes > RETAIN_BYTES) {
+        // One huge read must not pin that much memory for the life of the process.
+        this.data = Buffer.alloc(maxBytes);
+      } else {
+        if (this.#retained.length < maxBytes) this.#retained = Buffer.alloc(Math.max(maxBytes, DEFAULT_RETAIN_BYTES));
+        this.data = this.#retained;
+      }
       writeAddress(this.#iov, IOV_BASE, koffi.address(this.data) as bigint);
     }
     this.#iov32[IOV_LEN] = maxBytes;

@@ -63,6 +63,9 @@ export function explainError(syscall: string, errno: number, ctx: ErrorContext =
     case 'ENOPROTOOPT':
       if (syscall === 'getsockopt(SO_PEERPIDFD)') why = `SO_PEERPIDFD needs Linux 6.5 or newer (this kernel is ${release()}); use peerCredentials().pid with PidFd.open() instead (racy if the peer exits)`;
       break;
+    case 'ENODATA':
+      if (syscall === 'getsockopt(SO_PEERPIDFD)') why = 'the socket has no peer (it is not connected)';
+      break;
     case 'EPERM':
     case 'EACCES':
       if (syscall === 'pidfd_send_signal') why = `no permission to signal ${who}: it needs the same user or CAP_KILL`;
@@ -287,7 +290,7 @@ export class PidFd {
       this.#waiters.add(waiter);
       if (!this.#exitPending) {
         if (!this.#watcher) {
-          this.#watcher = new Watcher(this.#fd, () => this.#onReadable());
+          this.#watcher = new Watcher(this.#fd, () => this.#onReadable()); this.#watcher.unref();
           if (!this.#referenced) this.#watcher.unref();
         }
         this.#watcher.want(true, false);
@@ -350,7 +353,7 @@ export class PidFd {
   /** waitid(P_PIDFD, WNOWAIT): the status of our own exited child, leaving it for its owner to reap. */
   #peekExit(): ProcessExit | null {
     const info = Buffer.alloc(S.siginfo.size);
-    const ret = waitid(S.P_PIDFD, this.#fd, info, S.WEXITED | S.WNOHANG | S.WNOWAIT) as number;
+    const ret = waitid(S.P_PIDFD, this.#fd, info, S.WEXITED | S.WNOHANG) as number;
     if (ret < 0 || info.readInt32LE(S.siginfo.pid) === 0) return null; // ECHILD: not our child
     const code = info.readInt32LE(S.siginfo.code);
     const status = info.readInt32LE(S.siginfo.status);

@@ -10,7 +10,7 @@ import { RecvBuffers, SendBuffers } from './msghdr.js';
 import { fdOf, type FdLike } from './node.js';
 import { POLLIN, POLLOUT, Watcher, waitSync } from './poll.js';
 import { peerPidFdOf, type PidFd } from './pidfd.js';
-import { describeSocket, getIntOption, peerCredentials, socketTypeName } from './sockopt.js';
+import { describeSocket, getIntOption, peerCredentials, setIntOption, socketTypeName } from './sockopt.js';
 
 export type SocketType = 'stream' | 'seqpacket' | 'dgram';
 export type Payload = string | Uint8Array | null | undefined;
@@ -323,7 +323,8 @@ export class UnixSocket {
 
   /** `for await (const msg of socket)`: every message until end of stream. */
   async *[Symbol.asyncIterator](): AsyncGenerator<Message, void, undefined> {
-    for (;;) {
+    // Ends at end of stream, and when this socket is closed (between messages or while waiting).
+    while (!this.closed) {
       const msg = await this.recv();
       if (msg === null) return;
       yield msg;
@@ -333,6 +334,15 @@ export class UnixSocket {
   /** SO_PEERCRED: pid, uid and gid of the peer when the connection was made. */
   peerCredentials(): Credentials {
     return peerCredentials(this.fd);
+  }
+
+  /**
+   * SO_PASSCRED: from now on each received message carries the sender's pid/uid/gid in
+   * `message.credentials`, checked by the kernel. Set it before the peer sends.
+   */
+  passCredentials(on = true): this {
+    setIntOption(this.fd, C.SO_PASSCRED, on ? 1 : 0);
+    return this;
   }
 
   /**
@@ -569,7 +579,7 @@ export async function connect(target: string | ConnectOptions): Promise<UnixSock
  * Wrap an inherited or received AF_UNIX socket descriptor (e.g. fd 3 from a parent), taking
  * ownership of it. Its type is read from the kernel (SO_TYPE).
  */
-export function adopt(fd: FdLike): UnixSocket {
+export function adopt(fd: number | Fd): UnixSocket {
   const n = fd instanceof Fd ? fd.fd : fdOf(fd);
   const domain = getIntOption(n, C.SO_DOMAIN);
   if (domain !== C.AF_UNIX) {
@@ -805,7 +815,7 @@ function removeStaleSocket(path: string, sockaddr: Buffer, length: number): bool
 }
 
 /** Wrap an inherited listening AF_UNIX socket (e.g. from systemd or a previous process). */
-export function adoptServer(fd: FdLike): UnixServer {
+export function adoptServer(fd: number | Fd): UnixServer {
   const n = fd instanceof Fd ? fd.fd : fdOf(fd);
   const domain = getIntOption(n, C.SO_DOMAIN);
   if (domain !== C.AF_UNIX) throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not an AF_UNIX socket (SO_DOMAIN ${domain})`);

@@ -40,6 +40,7 @@ export const linuxConstants: PlatformConstants = {
   F_DUPFD_CLOEXEC: 1030,
   FD_CLOEXEC: 1,
   O_NONBLOCK: 0o4000,
+  O_CLOEXEC: 0o2000000,
   POLLIN: 0x1,
   POLLOUT: 0x4,
   POLLERR: 0x8,

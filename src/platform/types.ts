@@ -39,6 +39,7 @@ export interface PlatformConstants {
   F_DUPFD_CLOEXEC: number;
   FD_CLOEXEC: number;
   O_NONBLOCK: number;
+  O_CLOEXEC: number;
   POLLIN: number;
   POLLOUT: number;
   POLLERR: number;
