@@ -17,20 +17,30 @@ import { pidfdSyscalls, type PidfdSyscalls } from './platform/syscalls.js';
 import { Watcher } from './poll.js';
 import type { SocketDescription } from './sockopt.js';
 
-function loadSyscalls(): PidfdSyscalls {
-  const table = pidfdSyscalls[process.arch];
-  if (platform.os !== 'linux' || !table) {
+interface Native {
+  S: PidfdSyscalls;
+  syscall: KoffiFunction;
+  waitid: KoffiFunction;
+}
+type KoffiFunction = ReturnType<typeof lib.func>;
+let native: Native | undefined;
+
+/** Loaded at first use, so importing fdpass never fails where pidfd does not exist. */
+function linux(): Native {
+  if (native) return native;
+  const S = pidfdSyscalls[process.arch];
+  if (platform.os !== 'linux' || !S) {
     throw new FdPassError('ERR_FDPASS_UNSUPPORTED_PLATFORM', `pidfd is Linux-only and fdpass has no syscall table for ${platform.name}`);
   }
-  return table;
+  native = {
+    S,
+    // long syscall(long number, ...): variadic in C, so declared variadic here; every argument is
+    // passed as a full `long`, which is what the kernel reads from each register.
+    syscall: lib.func('long syscall(long number, ...)'),
+    waitid: lib.func('int waitid(int idtype, uint32_t id, void *info, int options)'),
+  };
+  return native;
 }
-
-const S = loadSyscalls();
-
-// long syscall(long number, ...): variadic in C, so declared variadic here; every argument is
-// passed as a full `long`, which is what the kernel reads from each register.
-const syscall = lib.func('long syscall(long number, ...)');
-const waitid = lib.func('int waitid(int idtype, uint32_t id, void *info, int options)');
 
 /** The minimum kernel for each call, for ENOSYS messages. */
 const KERNEL_NEEDED: Record<string, string> = {
@@ -38,7 +48,6 @@ const KERNEL_NEEDED: Record<string, string> = {
   pidfd_getfd: '5.6',
   pidfd_send_signal: '5.1',
   'getsockopt(SO_PEERPIDFD)': '6.5',
-  'waitid(P_PIDFD)': '5.4',
 };
 
 const PTRACE_HINT =
@@ -186,6 +195,7 @@ export class PidFd {
   /** pidfd_open(pid): Linux 5.3+. The descriptor is close-on-exec. */
   static open(pid: number, options: PidFdOpenOptions = {}): PidFd {
     checkPid(pid);
+    const { S, syscall } = linux();
     const flags = options.nonblocking ? S.PIDFD_NONBLOCK : 0;
     const fd = syscall(S.SYS_pidfd_open, 'long', pid, 'long', flags) as number;
     if (fd < 0) throw explainError('pidfd_open', lastErrno(), { pid });
@@ -202,6 +212,7 @@ export class PidFd {
     if (pid === undefined) throw new FdPassError('ESRCH', 'pidfd_open ESRCH: the child process was not spawned (spawn failed)', { errno: osConstants.errno.ESRCH, syscall: 'pidfd_open' });
     const reaped = (): boolean => child.exitCode !== null || child.signalCode !== null;
     if (reaped()) throw explainError('pidfd_open', osConstants.errno.ESRCH, { pid });
+    const { S, syscall } = linux();
     const fd = syscall(S.SYS_pidfd_open, 'long', pid, 'long', options.nonblocking ? S.PIDFD_NONBLOCK : 0) as number;
     if (fd < 0) throw explainError('pidfd_open', lastErrno(), { pid });
     // Node reaps children only between event-loop turns, never during this synchronous code:
@@ -235,6 +246,7 @@ export class PidFd {
    */
   getFd(targetFd: number): Fd {
     checkFdNumber(targetFd, 'targetFd');
+    const { S, syscall } = linux();
     const fd = syscall(S.SYS_pidfd_getfd, 'long', this.fd, 'long', targetFd, 'long', 0) as number;
     if (fd < 0) throw explainError('pidfd_getfd', lastErrno(), { pid: this.pid, targetFd });
     return new Fd(fd);
@@ -243,6 +255,7 @@ export class PidFd {
   /** pidfd_send_signal (Linux 5.1+): 'SIGTERM', 9, … — 0 checks that the process still exists. */
   sendSignal(signal: NodeJS.Signals | number = 'SIGTERM'): void {
     const sig = signalNumber(signal);
+    const { S, syscall } = linux();
     const ret = syscall(S.SYS_pidfd_send_signal, 'long', this.fd, 'long', sig, 'void *', null, 'long', 0) as number;
     if (ret < 0) throw explainError('pidfd_send_signal', lastErrno(), { pid: this.pid });
   }
@@ -290,7 +303,7 @@ export class PidFd {
       this.#waiters.add(waiter);
       if (!this.#exitPending) {
         if (!this.#watcher) {
-          this.#watcher = new Watcher(this.#fd, () => this.#onReadable()); this.#watcher.unref();
+          this.#watcher = new Watcher(this.#fd, () => this.#onReadable());
           if (!this.#referenced) this.#watcher.unref();
         }
         this.#watcher.want(true, false);
@@ -352,8 +365,9 @@ export class PidFd {
 
   /** waitid(P_PIDFD, WNOWAIT): the status of our own exited child, leaving it for its owner to reap. */
   #peekExit(): ProcessExit | null {
+    const { S, waitid } = linux();
     const info = Buffer.alloc(S.siginfo.size);
-    const ret = waitid(S.P_PIDFD, this.#fd, info, S.WEXITED | S.WNOHANG) as number;
+    const ret = waitid(S.P_PIDFD, this.#fd, info, S.WEXITED | S.WNOHANG | S.WNOWAIT) as number;
     if (ret < 0 || info.readInt32LE(S.siginfo.pid) === 0) return null; // ECHILD: not our child
     const code = info.readInt32LE(S.siginfo.code);
     const status = info.readInt32LE(S.siginfo.status);
@@ -381,16 +395,23 @@ const optValue = Buffer.alloc(4);
 const optLen = Buffer.alloc(4);
 
 /**
- * getsockopt(SO_PEERPIDFD), Linux 6.5+: a PidFd for the process at the other end of a
- * connected Unix socket (the one that connected, or called socketpair()), without the pid-reuse
- * race of SO_PEERCRED. On older kernels fails with ENOPROTOOPT and says so.
+ * getsockopt(SO_PEERPIDFD), Linux 6.5+: a PidFd for the process at the other end of a Unix
+ * socket (accepted: the one that connected; connected: the one that called listen(); a socket
+ * pair: its creator), without the pid-reuse race of SO_PEERCRED. On older kernels fails with
+ * ENOPROTOOPT and says so; ENODATA on a socket with no peer.
  */
 export function peerPidFdOf(fd: number): PidFd {
   checkFdNumber(fd, 'fd');
   optLen.writeUInt32LE(4, 0);
-  const ret = sys.getsockopt(fd, C.SOL_SOCKET, S.SO_PEERPIDFD, optValue, optLen) as number;
+  const ret = sys.getsockopt(fd, C.SOL_SOCKET, linux().S.SO_PEERPIDFD, optValue, optLen) as number;
   if (ret < 0) throw explainError('getsockopt(SO_PEERPIDFD)', lastErrno());
-  return PidFd.adopt(optValue.readInt32LE(0));
+  const pidfd = optValue.readInt32LE(0);
+  try {
+    return PidFd.adopt(pidfd);
+  } catch (err) {
+    closeQuietly(pidfd);
+    throw err;
+  }
 }
 
 /**
