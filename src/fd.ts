@@ -14,7 +14,7 @@ export type FdKind =
 export interface FdDescription {
   fd: number;
   kind: FdKind;
-  /** Filesystem path (files, directories, fifos, devices), socket address, or memfd name. */
+  /** Filesystem path (files, directories, fifos, devices), socket address ('@name' if abstract), or memfd name. */
   path?: string;
   /** The file was unlinked after it was opened (memfds always are). */
   deleted?: boolean;
@@ -86,6 +86,10 @@ export function describeFd(fd: number): FdDescription {
   if (kind === 'socket') {
     desc.socket = describeSocket(fd);
     if (desc.socket.path !== undefined) desc.path = desc.socket.path;
+  } else if (kind === 'memfd') {
+    // "/memfd:NAME (deleted)": the name given to memfd_create, not a filesystem path.
+    desc.path = target.slice('/memfd:'.length).replace(/ \(deleted\)$/, '');
+    desc.deleted = true;
   } else if (target.startsWith('/')) {
     const deleted = target.endsWith(' (deleted)');
     desc.path = deleted ? target.slice(0, -' (deleted)'.length) : target;
