@@ -7,7 +7,7 @@ import { FdPassError, abortError, invalidArgType, invalidArgValue, outOfRange } 
 import { Fd } from './fd.js';
 import { C, EADDRINUSE, EAGAIN, ECONNABORTED, ECONNREFUSED, EINTR, ENOENT, EPROTOTYPE, ETIMEDOUT, L, check, closeQuietly, fcntlInt, lastErrno, sys } from './libc.js';
 import { RecvBuffers, SendBuffers } from './msghdr.js';
-import { fdOf, type FdLike } from './node.js';
+import { fdOf, prepareHandOff, type FdLike, type HandOff } from './node.js';
 import { POLLIN, POLLOUT, Watcher, waitSync } from './poll.js';
 import { peerPidFdOf, type PidFd } from './pidfd.js';
 import { describeSocket, getIntOption, peerCredentials, setIntOption, socketTypeName } from './sockopt.js';
@@ -43,9 +43,24 @@ export interface SignalOptions {
   signal?: AbortSignal;
 }
 
-export interface SendSyncOptions {
+/**
+ * `close: true` hands the sent objects off: the sender's copies are closed once the message
+ * is in the kernel. A `net.Socket` stops reading (libuv readStop) before the message goes, so
+ * no byte is consumed by this process after the hand-off starts, and is destroyed after
+ * sendmsg succeeded; a `net.Server`, `dgram.Socket`, `FileHandle`, fs stream, `Fd`,
+ * `UnixSocket` or fd number is closed. If nothing was sent (an error, an abort), every object
+ * is left as it was and reading resumes. Checked before sending: a `net.Socket` holding bytes
+ * it already read or has not yet written is refused (ERR_FDPASS_BUSY).
+ */
+export interface HandOffOptions {
+  close?: boolean;
+}
+
+export interface SendSyncOptions extends HandOffOptions {
   timeoutMs?: number;
 }
+
+export interface SendOptions extends SignalOptions, HandOffOptions {}
 
 const SEND_FLAGS = C.MSG_NOSIGNAL | C.MSG_DONTWAIT;
 const RECV_FLAGS = C.MSG_CMSG_CLOEXEC | C.MSG_DONTWAIT;
@@ -223,6 +238,12 @@ class WaitQueue<Op extends Waiter<R>, R> {
   }
 }
 
+/** A send failed: if its fds already went (a stream send failed part-way), they are gone. */
+function settleHandOff(handOff: HandOff, fdsSent: boolean): void {
+  if (fdsSent) handOff.commit();
+  else handOff.rollback();
+}
+
 function newWaiter<T>(signal: AbortSignal | undefined): Waiter<T> {
   return { resolve: noop, reject: noop, signal, onAbort: undefined };
 }
@@ -267,25 +288,43 @@ export class UnixSocket {
     const op = new SendOp(toPayload(data), toFdNumbers(fds), undefined);
     const timeoutMs = integerOption(options?.timeoutMs, 'options.timeoutMs', -1, 0x7fffffff, -1);
     if (this.#sends.waiting) throw busyError('send');
+    const handOff = options?.close ? prepareHandOff(fds ?? []) : null;
     const deadline = timeoutMs < 0 ? -1 : Date.now() + timeoutMs;
-    while (!this.#trySend(op)) {
-      if (!waitSync(this.fd, POLLOUT, deadline < 0 ? -1 : Math.max(0, deadline - Date.now()))) throw timeoutError('sendmsg');
+    try {
+      while (!this.#trySend(op)) {
+        if (!waitSync(this.fd, POLLOUT, deadline < 0 ? -1 : Math.max(0, deadline - Date.now()))) throw timeoutError('sendmsg');
+      }
+    } catch (err) {
+      if (handOff) settleHandOff(handOff, op.started);
+      throw err;
     }
+    handOff?.commit();
     return op.data.length;
   }
 
   /** Send asynchronously, in order with other `send` calls; resolves with the bytes written. */
-  send(data?: Payload, fds?: readonly FdLike[] | null, options?: SignalOptions): Promise<number> {
+  send(data?: Payload, fds?: readonly FdLike[] | null, options?: SendOptions): Promise<number> {
     let op: SendOp;
+    let handOff: HandOff | null = null;
     try {
       const signal = checkSignal(options);
       if (signal?.aborted) return Promise.reject(abortError(signal));
       op = new SendOp(toPayload(data), toFdNumbers(fds), signal);
       this.fd;
+      if (options?.close) handOff = prepareHandOff(fds ?? []);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#sends.submit(op);
+    const sent = this.#sends.submit(op);
+    if (handOff === null) return sent;
+    const h = handOff;
+    return sent.then(
+      (n) => (h.commit(), n),
+      (err: unknown) => {
+        settleHandOff(h, op.started);
+        throw err;
+      },
+    );
   }
 
   /**
@@ -552,7 +591,9 @@ function connectFd(target: string | ConnectOptions, nonBlocking: boolean): UnixS
     const errno = lastErrno();
     closeQuietly(fd);
     lastError = FdPassError.fromErrno('connect', errno, address.label);
-    if (errno !== EPROTOTYPE) break;
+    // A path is one socket whatever its type (EPROTOTYPE on a mismatch); abstract names are
+    // looked up per type, so a mismatch there reads as ECONNREFUSED.
+    if (errno !== EPROTOTYPE && !(errno === ECONNREFUSED && address.abstract !== undefined)) break;
   }
   throw lastError!;
 }
@@ -579,9 +620,19 @@ export async function connect(target: string | ConnectOptions): Promise<UnixSock
  * Wrap an inherited or received AF_UNIX socket descriptor (e.g. fd 3 from a parent), taking
  * ownership of it. Its type is read from the kernel (SO_TYPE).
  */
+/** SO_DOMAIN, with "not a socket at all" reported as fdpass's own not-a-Unix-socket error. */
+function unixDomainOf(n: number): number {
+  try {
+    return getIntOption(n, C.SO_DOMAIN);
+  } catch (err) {
+    if ((err as FdPassError).code === 'ENOTSOCK') throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not a socket`);
+    throw err;
+  }
+}
+
 export function adopt(fd: number | Fd): UnixSocket {
   const n = fd instanceof Fd ? fd.fd : fdOf(fd);
-  const domain = getIntOption(n, C.SO_DOMAIN);
+  const domain = unixDomainOf(n);
   if (domain !== C.AF_UNIX) {
     throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not an AF_UNIX socket (SO_DOMAIN ${domain})`);
   }
@@ -794,30 +845,31 @@ export function listen(target: string | ListenOptions): UnixServer {
   }
 }
 
-/** True if `path` was a socket nobody listens on, and it has been removed. */
+/**
+ * True if `path` was a socket nobody listens on, and it has been removed. The probe is a
+ * datagram connect: a live stream/seqpacket listener answers EPROTOTYPE without queueing a
+ * connection (a stream probe would land in its accept queue); a stale file gives ECONNREFUSED.
+ */
 function removeStaleSocket(path: string, sockaddr: Buffer, length: number): boolean {
   try {
     if (!lstatSync(path).isSocket()) return false;
   } catch {
     return false;
   }
-  for (const type of CONNECT_ORDER) {
-    const probe = newSocketFd(socketTypes[type], C.SOCK_NONBLOCK);
-    const ret = sys.connect(probe, sockaddr, length) as number;
-    const errno = ret < 0 ? lastErrno() : 0;
-    closeQuietly(probe);
-    if (errno === EPROTOTYPE) continue; // someone is there, with another socket type
-    if (errno !== ECONNREFUSED) return errno === ENOENT;
-    unlinkSync(path);
-    return true;
-  }
-  return false;
+  const probe = newSocketFd(C.SOCK_DGRAM, C.SOCK_NONBLOCK);
+  const ret = sys.connect(probe, sockaddr, length) as number;
+  const errno = ret < 0 ? lastErrno() : 0;
+  closeQuietly(probe);
+  if (errno === ENOENT) return true; // removed meanwhile
+  if (errno !== ECONNREFUSED) return false; // 0, EPROTOTYPE, EPERM: someone is bound there
+  unlinkSync(path);
+  return true;
 }
 
 /** Wrap an inherited listening AF_UNIX socket (e.g. from systemd or a previous process). */
 export function adoptServer(fd: number | Fd): UnixServer {
   const n = fd instanceof Fd ? fd.fd : fdOf(fd);
-  const domain = getIntOption(n, C.SO_DOMAIN);
+  const domain = unixDomainOf(n);
   if (domain !== C.AF_UNIX) throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not an AF_UNIX socket (SO_DOMAIN ${domain})`);
   if (!getIntOption(n, C.SO_ACCEPTCONN)) throw new FdPassError('ERR_FDPASS_NOT_LISTENING', `fd ${n} is not a listening socket: use adopt()`);
   const { type, path } = describeSocket(n);
