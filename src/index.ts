@@ -13,3 +13,19 @@ export { fdOf, type FdLike } from './node.js';
 export type { Credentials } from './cmsg.js';
 export type { SocketDescription, SocketFamily, SocketTypeName } from './sockopt.js';
 export { platform } from './libc.js';
+export {
+  PidFd, peerPidFdOf, reopenFromProc, listProcessFds,
+  type ProcessExit, type PidFdOpenOptions, type WaitExitOptions, type ProcessFdInfo, type ListFdsOptions,
+} from './pidfd.js';
+export {
+  toNetSocket, toNetServer, toDgramSocket, toReadStream, toWriteStream, describeKind,
+  type FdInput, type ToNetSocketOptions, type ToNetServerOptions, type ToDgramSocketOptions, type ToStreamOptions,
+} from './node.js';
+export type { SendOptions, HandOffOptions } from './socket.js';
+export { spawnWithSocket, forkWithSocket, inheritedSocket, FDPASS_FD_ENV, type SpawnWithSocketOptions, type ForkWithSocketOptions, type ChildWithSocket } from './spawn.js';
+export * as multiprocessing from './protocols/multiprocessing.js';
+export * as systemd from './protocols/systemd.js';
+export * as oci from './protocols/console.js';
+export { sendHandle, recvHandle, type HandleOptions } from './protocols/multiprocessing.js';
+export { listenFds, listenServers, notify, ListenFd, type NotifyMessage } from './protocols/systemd.js';
+export { receiveConsole, type ReceivedConsole } from './protocols/console.js';
