@@ -175,6 +175,7 @@ async function main(): Promise<void> {
     console.log(`sync: ${syncRatio.toFixed(2)}× C (target ≤ 1.20×) — ${syncRatio <= 1.2 ? 'met' : 'NOT met'}`);
     console.log(`async cross-process: ${(asyncRate / 1000).toFixed(0)}k fds/s (target ≥ 120k) — ${asyncRate >= 120_000 ? 'met' : 'NOT met'}`);
     console.log(`memory: RSS ${(rss0 / 2 ** 20).toFixed(1)} MiB before the sync rounds, ${(rss1 / 2 ** 20).toFixed(1)} MiB after ${rounds * syncN * 2} more round trips`);
+    await (await import('./node-handoff.js')).nodeHandoffBench();
   } finally {
     rmSync(dir, { recursive: true, force: true });
     closeSync(devNull);

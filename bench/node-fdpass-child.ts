@@ -1,0 +1,20 @@
+/**
+ * Bench child: each message on fd 3 carries one TCP socket. Mode 'wrap' (default): turn it into
+ * a net.Socket and destroy that; mode 'close': just close the fd (the transport alone).
+ */
+import { inheritedSocket, toNetSocket } from '../src/index.js';
+
+const channel = inheritedSocket();
+const expected = Number(process.argv[2]);
+const wrap = process.argv[3] !== 'close';
+channel.sendSync('ready');
+let received = 0;
+for await (const msg of channel) {
+  for (const fd of msg.fds) {
+    if (wrap) toNetSocket(fd).destroy();
+    else fd.close();
+  }
+  if (++received === expected) break;
+}
+channel.sendSync(String(received));
+channel.close();
