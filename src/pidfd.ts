@@ -179,17 +179,18 @@ export class PidFd {
   /** The process id when this PidFd was made (-1 if it had already been reaped, 0 if in another pid namespace). */
   readonly pid: number;
   readonly #child: ChildProcess | undefined;
-  #watcher: Watcher | null = null;
+  /** Watches for exit (the pidfd turns readable); holds no uv handle until someone waits. */
+  readonly #watcher: Watcher;
   readonly #waiters = new Set<ExitWaiter>();
   #exit: ProcessExit | null = null;
   #exitPending = false;
   #exited: Promise<ProcessExit> | null = null;
-  #referenced = true;
 
   private constructor(fd: number, pid: number, child?: ChildProcess) {
     this.#fd = fd;
     this.pid = pid;
     this.#child = child;
+    this.#watcher = new Watcher(fd, () => this.#onReadable());
   }
 
   /** pidfd_open(pid): Linux 5.3+. The descriptor is close-on-exec. */
@@ -286,7 +287,7 @@ export class PidFd {
     return new Promise<ProcessExit>((resolve, reject) => {
       const onAbort = (): void => {
         this.#waiters.delete(waiter);
-        if (this.#waiters.size === 0 && !this.#exitPending) this.#watcher?.want(false, false);
+        if (this.#waiters.size === 0 && !this.#exitPending) this.#watcher.want(false, false);
         reject(abortError(signal!));
       };
       const waiter: ExitWaiter = {
@@ -301,27 +302,19 @@ export class PidFd {
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#waiters.add(waiter);
-      if (!this.#exitPending) {
-        if (!this.#watcher) {
-          this.#watcher = new Watcher(this.#fd, () => this.#onReadable());
-          if (!this.#referenced) this.#watcher.unref();
-        }
-        this.#watcher.want(true, false);
-      }
+      if (!this.#exitPending) this.#watcher.want(true, false);
     });
   }
 
   /** Let a pending `exited`/`waitExit()` keep Node running (the default). */
   ref(): this {
-    this.#referenced = true;
-    this.#watcher?.ref();
+    this.#watcher.ref();
     return this;
   }
 
   /** A pending `exited`/`waitExit()` no longer keeps Node running on its own. */
   unref(): this {
-    this.#referenced = false;
-    this.#watcher?.unref();
+    this.#watcher.unref();
     return this;
   }
 
@@ -329,8 +322,7 @@ export class PidFd {
   close(): void {
     const fd = this.#fd;
     if (fd < 0) return;
-    this.#watcher?.close(); // the uv handle must go before the fd
-    this.#watcher = null;
+    this.#watcher.close(); // the uv handle must go before the fd
     this.#fd = -1;
     closeQuietly(fd);
     this.#settle(null, new FdPassError('ERR_FDPASS_CLOSED', 'PidFd was closed before the process exited'));
@@ -346,8 +338,7 @@ export class PidFd {
 
   // The pidfd is readable: the process has exited. Level-triggered, so stop the handle at once.
   #onReadable(): void {
-    this.#watcher?.close();
-    this.#watcher = null;
+    this.#watcher.want(false, false);
     if (this.#fd < 0 || this.#exitPending) return;
     const child = this.#child;
     if (child && (child.exitCode !== null || child.signalCode !== null)) {

@@ -256,8 +256,8 @@ function noop(): void {}
 export class UnixSocket {
   #fd: number;
   readonly type: SocketType;
-  #watcher: Watcher | null = null;
-  #referenced = true;
+  /** Readiness on the event loop; holds no uv handle until an operation waits. */
+  readonly #watcher: Watcher;
   readonly #sends: WaitQueue<SendOp, number>;
   readonly #recvs: WaitQueue<RecvOp, Message | null>;
 
@@ -265,6 +265,7 @@ export class UnixSocket {
   constructor(fd: number, type: SocketType) {
     this.#fd = fd;
     this.type = type;
+    this.#watcher = new Watcher(fd, (readable, writable) => this.#onReady(readable, writable));
     this.#sends = new WaitQueue<SendOp, number>((op) => (this.#trySend(op) ? op.data.length : AGAIN), () => this.#updateInterest());
     this.#recvs = new WaitQueue<RecvOp, Message | null>((op) => this.#tryRecv(op.maxBytes, op.maxFds), () => this.#updateInterest());
   }
@@ -406,8 +407,7 @@ export class UnixSocket {
   close(): void {
     const fd = this.#fd;
     if (fd < 0) return;
-    this.#watcher?.close();
-    this.#watcher = null;
+    this.#watcher.close(); // the uv handle must go before the fd
     this.#fd = -1;
     closeQuietly(fd);
     this.#sends.flush((op) => op.reject(closedError('UnixSocket')));
@@ -420,15 +420,13 @@ export class UnixSocket {
 
   /** Let a pending operation keep the process alive (the default). */
   ref(): this {
-    this.#referenced = true;
-    this.#watcher?.ref();
+    this.#watcher.ref();
     return this;
   }
 
   /** Pending operations on this socket no longer keep the process alive. */
   unref(): this {
-    this.#referenced = false;
-    this.#watcher?.unref();
+    this.#watcher.unref();
     return this;
   }
 
@@ -436,22 +434,13 @@ export class UnixSocket {
   release(): number {
     const fd = this.fd;
     if (this.#sends.waiting || this.#recvs.waiting) throw new FdPassError('ERR_FDPASS_BUSY', 'cannot release a socket with pending operations');
-    this.#watcher?.close();
-    this.#watcher = null;
+    this.#watcher.close();
     this.#fd = -1;
     return fd;
   }
 
   #updateInterest(): void {
-    if (this.#fd < 0) return;
-    const readable = this.#recvs.waiting;
-    const writable = this.#sends.waiting;
-    if (!this.#watcher) {
-      if (!readable && !writable) return;
-      this.#watcher = new Watcher(this.#fd, (r, w) => this.#onReady(r, w));
-      if (!this.#referenced) this.#watcher.unref();
-    }
-    this.#watcher.want(readable, writable);
+    if (this.#fd >= 0) this.#watcher.want(this.#recvs.waiting, this.#sends.waiting);
   }
 
   #onReady(readable: boolean, writable: boolean): void {
@@ -672,8 +661,7 @@ export class UnixServer {
   readonly abstract: string | undefined;
   /** Identity of the file this server created; only that file is unlinked on close. */
   readonly #created: { absolutePath: string; dev: number; ino: number } | undefined;
-  #watcher: Watcher | null = null;
-  #referenced = true;
+  readonly #watcher: Watcher;
   readonly #accepts: WaitQueue<AcceptOp, UnixSocket>;
 
   /** @internal use listen() or adoptServer() */
@@ -683,6 +671,7 @@ export class UnixServer {
     this.path = address.path;
     this.abstract = address.abstract;
     this.#created = created;
+    this.#watcher = new Watcher(fd, () => this.#accepts.drain());
     this.#accepts = new WaitQueue<AcceptOp, UnixSocket>(() => this.#tryAccept(), () => this.#updateInterest());
   }
 
@@ -739,8 +728,7 @@ export class UnixServer {
   close(): void {
     const fd = this.#fd;
     if (fd < 0) return;
-    this.#watcher?.close();
-    this.#watcher = null;
+    this.#watcher.close(); // the uv handle must go before the fd
     this.#fd = -1;
     closeQuietly(fd);
     const created = this.#created;
@@ -759,27 +747,20 @@ export class UnixServer {
     this.close();
   }
 
+  /** Let a pending accept keep the process alive (the default). */
   ref(): this {
-    this.#referenced = true;
-    this.#watcher?.ref();
+    this.#watcher.ref();
     return this;
   }
 
+  /** A pending accept no longer keeps the process alive. */
   unref(): this {
-    this.#referenced = false;
-    this.#watcher?.unref();
+    this.#watcher.unref();
     return this;
   }
 
   #updateInterest(): void {
-    if (this.#fd < 0) return;
-    const readable = this.#accepts.waiting;
-    if (!this.#watcher) {
-      if (!readable) return;
-      this.#watcher = new Watcher(this.#fd, () => this.#accepts.drain());
-      if (!this.#referenced) this.#watcher.unref();
-    }
-    this.#watcher.want(readable, false);
+    if (this.#fd >= 0) this.#watcher.want(this.#accepts.waiting, false);
   }
 
   #tryAccept(): UnixSocket | typeof AGAIN {
