@@ -1,8 +1,17 @@
 import { constants as osConstants } from 'node:os';
 
-const errnoNames = new Map<number, string>(
-  Object.entries(osConstants.errno).map(([name, value]) => [value, name]),
-);
+/** Errno names Node's os.constants.errno lacks (it lists libuv's set), per OS. */
+const missingErrnos: Record<string, Record<string, number>> = {
+  linux: { ETOOMANYREFS: 109 }, // every Linux architecture (asm-generic/errno.h)
+};
+
+const errnoNumbers: Record<string, number> = { ...missingErrnos[process.platform], ...osConstants.errno };
+const errnoNames = new Map<number, string>(Object.entries(errnoNumbers).map(([name, value]) => [value, name]));
+
+/** Errno name -> number on this platform ('ETOOMANYREFS' included), or undefined. */
+export function errnoNumber(name: string): number | undefined {
+  return errnoNumbers[name];
+}
 
 /** Positive errno -> name ('EBADF'); unknown numbers keep their value visible. */
 export function errnoName(errno: number): string {

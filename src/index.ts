@@ -29,3 +29,5 @@ export * as oci from './protocols/console.js';
 export { sendHandle, recvHandle, type HandleOptions } from './protocols/multiprocessing.js';
 export { listenFds, listenServers, notify, ListenFd, type NotifyMessage } from './protocols/systemd.js';
 export { receiveConsole, type ReceivedConsole } from './protocols/console.js';
+export type { PeerInfo, Authorize } from './authorize.js';
+export type { CredentialsOptions, AdoptServerOptions } from './socket.js';

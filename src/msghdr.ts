@@ -9,7 +9,7 @@
  * musl (followed by padding); every supported platform is little-endian, so writing the low
  * 32 bits of a zero-initialised field is correct for both widths.
  */
-import { cmsgAlign, cmsgLen, cmsgSpace, FD_SIZE } from './cmsg.js';
+import { cmsgAlign, cmsgLen, cmsgSpace, encodeCredentials, encodeRights, FD_SIZE, type Credentials } from './cmsg.js';
 import { C, L, koffi } from './libc.js';
 
 const I = 4; // bytes per Int32Array element
@@ -42,6 +42,7 @@ function allocStruct(size: number): Buffer {
 /** Payloads up to this size are copied into a buffer whose address is written once. */
 const SCRATCH_BYTES = 4096;
 export const MAX_FDS_CONTROL_BYTES = cmsgSpace(C.SCM_MAX_FD * FD_SIZE, L.cmsghdr);
+const CREDENTIALS_BYTES = cmsgSpace(L.ucred.size, L.cmsghdr);
 
 export class SendBuffers {
   readonly msghdr = allocStruct(L.msghdr.size);
@@ -59,6 +60,11 @@ export class SendBuffers {
   #headerFds = -1;
   /** The caller's payload while its address is in the iovec. */
   #pinned: Buffer | null = null;
+  /**
+   * A second msghdr for sends that carry SCM_CREDENTIALS: same iovec, its own control buffer,
+   * so the one-SCM_RIGHTS layout of the hot path is never disturbed. Built on first use.
+   */
+  #credentials: { msghdr: Buffer; address: bigint; msg32: Int32Array; control: Buffer } | null = null;
 
   constructor() {
     writeAddress(this.msghdr, MSG_IOV, koffi.address(this.#iov) as bigint);
@@ -101,6 +107,27 @@ export class SendBuffers {
       this.#msg32[MSG_CONTROLLEN] = 0;
     }
     return this.address;
+  }
+
+  /**
+   * Like `prepare`, plus an SCM_CREDENTIALS message claiming `credentials` (the kernel checks
+   * the claim: EPERM unless they are the sender's own or it has CAP_SYS_ADMIN/CAP_SETUID/CAP_SETGID).
+   */
+  prepareWithCredentials(data: Buffer, offset: number, fds: readonly number[] | null, credentials: Credentials): bigint {
+    this.prepare(data, offset, null);
+    let c = this.#credentials;
+    if (c === null) {
+      const msghdr = allocStruct(L.msghdr.size);
+      const control = allocStruct(CREDENTIALS_BYTES + MAX_FDS_CONTROL_BYTES);
+      writeAddress(msghdr, MSG_IOV, koffi.address(this.#iov) as bigint);
+      writeAddress(msghdr, MSG_CONTROL, koffi.address(control) as bigint);
+      c = this.#credentials = { msghdr, address: koffi.address(msghdr) as bigint, msg32: int32View(msghdr), control };
+      c.msg32[MSG_IOVLEN] = 1;
+    }
+    let length = encodeCredentials(c.control, 0, credentials, L.cmsghdr, L.ucred, C);
+    if (fds !== null && fds.length > 0) length += encodeRights(c.control, length, fds, L.cmsghdr, C);
+    c.msg32[MSG_CONTROLLEN] = length;
+    return c.address;
   }
 
   /** Drop the reference to a large payload once the syscall returned. */

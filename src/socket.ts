@@ -1,9 +1,11 @@
 /** UnixSocket and UnixServer: sendmsg/recvmsg with SCM_RIGHTS, sync and async. */
 import { lstatSync, chmodSync, unlinkSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { encodeUnixAddress, type UnixAddress } from './address.js';
+import { admit, checkAuthorize, type Authorize } from './authorize.js';
 import { parseControl, type Credentials, type ParsedControl } from './cmsg.js';
-import { FdPassError, abortError, invalidArgType, invalidArgValue, outOfRange } from './errors.js';
+import { FdPassError, abortError, errnoName, errnoNumber, invalidArgType, invalidArgValue, outOfRange } from './errors.js';
 import { Fd } from './fd.js';
 import { C, EADDRINUSE, EAGAIN, ECONNABORTED, ECONNREFUSED, EINTR, ENOENT, EPROTOTYPE, ETIMEDOUT, L, check, closeQuietly, fcntlInt, lastErrno, sys } from './libc.js';
 import { RecvBuffers, SendBuffers } from './msghdr.js';
@@ -56,11 +58,22 @@ export interface HandOffOptions {
   close?: boolean;
 }
 
-export interface SendSyncOptions extends HandOffOptions {
+/**
+ * `credentials` adds an SCM_CREDENTIALS control message claiming this pid/uid/gid. The kernel
+ * checks the claim: a process may claim only its own pid and one of its own real/effective/saved
+ * uids and gids, unless privileged (CAP_SYS_ADMIN for another pid, CAP_SETUID / CAP_SETGID for
+ * other ids); otherwise the send fails with EPERM and nothing is sent. A receiver sees it only
+ * with `passCredentials()` — and then sees the sender's real ids even when none are sent.
+ */
+export interface CredentialsOptions {
+  credentials?: Credentials;
+}
+
+export interface SendSyncOptions extends HandOffOptions, CredentialsOptions {
   timeoutMs?: number;
 }
 
-export interface SendOptions extends SignalOptions, HandOffOptions {}
+export interface SendOptions extends SignalOptions, HandOffOptions, CredentialsOptions {}
 
 const SEND_FLAGS = C.MSG_NOSIGNAL | C.MSG_DONTWAIT;
 const RECV_FLAGS = C.MSG_CMSG_CLOEXEC | C.MSG_DONTWAIT;
@@ -106,6 +119,22 @@ function toFdNumbers(fds: readonly FdLike[] | undefined | null): number[] {
   return out;
 }
 
+function toCredentials(value: unknown): Credentials | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== 'object') throw invalidArgType('options.credentials', 'an object { pid, uid, gid }', value);
+  const c = value as Credentials;
+  return {
+    pid: requiredInteger(c.pid, 'options.credentials.pid', 0x7fffffff),
+    uid: requiredInteger(c.uid, 'options.credentials.uid', 0xfffffffe),
+    gid: requiredInteger(c.gid, 'options.credentials.gid', 0xfffffffe),
+  };
+}
+
+function requiredInteger(value: unknown, name: string, max: number): number {
+  if (typeof value !== 'number') throw invalidArgType(name, 'an integer', value);
+  return integerOption(value, name, 0, max, 0);
+}
+
 function integerOption(value: unknown, name: string, min: number, max: number, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
@@ -128,6 +157,32 @@ function busyError(op: string): FdPassError {
   return new FdPassError('ERR_FDPASS_BUSY', `${op}Sync cannot run while async ${op} calls are pending on this socket (it would reorder them)`);
 }
 
+const { EPERM, EMSGSIZE } = osConstants.errno;
+const ETOOMANYREFS = errnoNumber('ETOOMANYREFS');
+
+/** A failed sendmsg, with the cause spelled out for the errors a hostile or busy peer provokes. */
+function sendError(errno: number, op: SendOp): FdPassError {
+  const code = errnoName(errno);
+  let hint: string | undefined;
+  if (errno === EPERM && op.credentials !== undefined) {
+    const { pid, uid, gid } = op.credentials;
+    hint = `the kernel refused the SCM_CREDENTIALS claim { pid: ${pid}, uid: ${uid}, gid: ${gid} }: without privilege a process may claim only its own pid, uid and gid`;
+  } else if (errno === ETOOMANYREFS) {
+    hint = 'too many descriptors in flight: this user has more fds sent but not yet received than its RLIMIT_NOFILE allows (the peer is not reading)';
+  } else if (errno === EMSGSIZE) {
+    hint = `a ${op.data.length}-byte ${op.fds.length ? 'message' : 'payload'} does not fit in the socket's send buffer (SO_SNDBUF); use a stream socket or smaller messages`;
+  }
+  if (hint === undefined) return FdPassError.fromErrno('sendmsg', errno);
+  return new FdPassError(code, `sendmsg ${code}: ${hint}`, { errno, syscall: 'sendmsg' });
+}
+
+function partialSendError(written: number, total: number): FdPassError {
+  return new FdPassError(
+    'ERR_FDPASS_PARTIAL_SEND',
+    `an earlier send was cancelled after ${written} of its ${total} bytes had been written: the stream now ends mid-message, so this socket cannot send any more (receiving still works); close it`,
+  );
+}
+
 function timeoutError(syscall: string): FdPassError {
   return new FdPassError('ETIMEDOUT', `${syscall} ETIMEDOUT`, { syscall, errno: ETIMEDOUT });
 }
@@ -142,12 +197,18 @@ interface Waiter<T> {
 /** One message to send; the same shape for sync and async calls (one hidden class on the hot path). */
 class SendOp implements Waiter<number> {
   offset = 0;
-  /** The fds (and at least one byte) are in the kernel: the rest must follow, abort or not. */
+  /** The fds (and at least one byte) are in the kernel: never send them again. */
   started = false;
   resolve: (value: number) => void = noop;
   reject: (err: unknown) => void = noop;
   onAbort: (() => void) | undefined = undefined;
-  constructor(readonly data: Buffer, readonly fds: number[], readonly signal: AbortSignal | undefined) {}
+  constructor(
+    readonly data: Buffer,
+    readonly fds: number[],
+    readonly signal: AbortSignal | undefined,
+    /** SCM_CREDENTIALS to claim with every part of this message, when asked for. */
+    readonly credentials: Credentials | undefined,
+  ) {}
 }
 
 interface RecvOp extends Waiter<Message | null> {
@@ -161,7 +222,12 @@ interface RecvOp extends Waiter<Message | null> {
  */
 class WaitQueue<Op extends Waiter<R>, R> {
   readonly ops: Op[] = [];
-  constructor(readonly attempt: (op: Op) => R | typeof AGAIN, readonly onChange: () => void) {}
+  constructor(
+    readonly attempt: (op: Op) => R | typeof AGAIN,
+    readonly onChange: () => void,
+    /** A stream send cancelled after part of it was written: the socket cannot send any more. */
+    readonly onPartialAbort?: (op: Op) => void,
+  ) {}
 
   get waiting(): boolean {
     return this.ops.length > 0;
@@ -229,11 +295,18 @@ class WaitQueue<Op extends Waiter<R>, R> {
   }
 
   private abort(op: Op, signal: AbortSignal): void {
-    if (op instanceof SendOp && op.started) return;
     const i = this.ops.indexOf(op);
     if (i < 0) return;
     this.ops.splice(i, 1);
-    op.reject(abortError(signal));
+    const err = abortError(signal);
+    if (op instanceof SendOp && op.started) {
+      // Part of a stream message is in the kernel and cannot be taken back. Waiting for a peer
+      // that may never read would make the signal useless: cancel, and stop this socket sending.
+      Object.assign(err, { bytesWritten: op.offset });
+      err.message += ` after ${op.offset} of ${op.data.length} bytes were written (the socket can no longer send)`;
+      this.onPartialAbort?.(op);
+    }
+    op.reject(err);
     this.onChange();
   }
 }
@@ -260,13 +333,19 @@ export class UnixSocket {
   readonly #watcher: Watcher;
   readonly #sends: WaitQueue<SendOp, number>;
   readonly #recvs: WaitQueue<RecvOp, Message | null>;
+  /** Set once a stream send was cut off mid-message: every later send fails with it. */
+  #sendBroken: FdPassError | null = null;
 
   /** Wrap a connected AF_UNIX socket descriptor and take ownership of it. Prefer `adopt()`. */
   constructor(fd: number, type: SocketType) {
     this.#fd = fd;
     this.type = type;
     this.#watcher = new Watcher(fd, (readable, writable) => this.#onReady(readable, writable));
-    this.#sends = new WaitQueue<SendOp, number>((op) => (this.#trySend(op) ? op.data.length : AGAIN), () => this.#updateInterest());
+    this.#sends = new WaitQueue<SendOp, number>(
+      (op) => (this.#trySend(op) ? op.data.length : AGAIN),
+      () => this.#updateInterest(),
+      (op) => this.#breakSending(op),
+    );
     this.#recvs = new WaitQueue<RecvOp, Message | null>((op) => this.#tryRecv(op.maxBytes, op.maxFds), () => this.#updateInterest());
   }
 
@@ -286,14 +365,19 @@ export class UnixSocket {
    * the receiver gets new descriptors for the same open files.
    */
   sendSync(data?: Payload, fds?: readonly FdLike[] | null, options?: SendSyncOptions): number {
-    const op = new SendOp(toPayload(data), toFdNumbers(fds), undefined);
+    const op = new SendOp(toPayload(data), toFdNumbers(fds), undefined, options === undefined ? undefined : toCredentials(options.credentials));
     const timeoutMs = integerOption(options?.timeoutMs, 'options.timeoutMs', -1, 0x7fffffff, -1);
     if (this.#sends.waiting) throw busyError('send');
+    if (this.#sendBroken !== null) throw this.#sendBroken;
     const handOff = options?.close ? prepareHandOff(fds ?? []) : null;
     const deadline = timeoutMs < 0 ? -1 : Date.now() + timeoutMs;
     try {
       while (!this.#trySend(op)) {
-        if (!waitSync(this.fd, POLLOUT, deadline < 0 ? -1 : Math.max(0, deadline - Date.now()))) throw timeoutError('sendmsg');
+        if (!waitSync(this.fd, POLLOUT, deadline < 0 ? -1 : Math.max(0, deadline - Date.now()))) {
+          // A stream message cut off part-way: the peer would read the next message as its rest.
+          if (op.started) this.#breakSending(op);
+          throw timeoutError('sendmsg');
+        }
       }
     } catch (err) {
       if (handOff) settleHandOff(handOff, op.started);
@@ -310,8 +394,9 @@ export class UnixSocket {
     try {
       const signal = checkSignal(options);
       if (signal?.aborted) return Promise.reject(abortError(signal));
-      op = new SendOp(toPayload(data), toFdNumbers(fds), signal);
+      op = new SendOp(toPayload(data), toFdNumbers(fds), signal, options === undefined ? undefined : toCredentials(options.credentials));
       this.fd;
+      if (this.#sendBroken !== null) throw this.#sendBroken;
       if (options?.close) handOff = prepareHandOff(fds ?? []);
     } catch (err) {
       return Promise.reject(err);
@@ -443,6 +528,13 @@ export class UnixSocket {
     if (this.#fd >= 0) this.#watcher.want(this.#recvs.waiting, this.#sends.waiting);
   }
 
+  /** A stream send stopped part-way: fail it for good, with every send still queued behind it. */
+  #breakSending(op: SendOp): void {
+    const err = partialSendError(op.offset, op.data.length);
+    this.#sendBroken = err;
+    this.#sends.flush((queued) => queued.reject(err));
+  }
+
   #onReady(readable: boolean, writable: boolean): void {
     if (writable) this.#sends.drain();
     if (readable && this.#fd >= 0) this.#recvs.drain();
@@ -454,14 +546,17 @@ export class UnixSocket {
     const buffers = (sendBuffers ??= new SendBuffers());
     for (;;) {
       // Stream sockets may take part of the bytes: the fds went with the first part, never again.
-      const msghdr = buffers.prepare(op.data, op.offset, op.started ? null : op.fds);
+      // Credentials go with every part, so the receiver never sees the rest under other ids.
+      const msghdr = op.credentials === undefined
+        ? buffers.prepare(op.data, op.offset, op.started ? null : op.fds)
+        : buffers.prepareWithCredentials(op.data, op.offset, op.started ? null : op.fds, op.credentials);
       const n = sys.sendmsg(fd, msghdr, SEND_FLAGS) as number;
       buffers.unpin();
       if (n < 0) {
         const errno = lastErrno();
         if (errno === EINTR) continue;
         if (errno === EAGAIN) return false;
-        throw FdPassError.fromErrno('sendmsg', errno);
+        throw sendError(errno, op);
       }
       op.started = true;
       op.offset += n;
@@ -646,7 +741,23 @@ export interface ListenOptions extends AddressOptions {
   mode?: number;
   /** listen(2) backlog (default 511, as Node's net). */
   backlog?: number;
+  /**
+   * Admit or refuse each connection by its peer's kernel-checked identity (SO_PEERCRED pid/uid/gid,
+   * `peer.pidfd()` for SO_PEERPIDFD), synchronously, inside accept: refused connections are closed
+   * and never returned by accept()/acceptSync()/the iterator, which go on waiting. If `authorize`
+   * throws or returns anything but a boolean, the connection is refused too and the pending
+   * accept fails with ERR_FDPASS_AUTHORIZE (error in `cause`); the server stays open.
+   */
+  authorize?: Authorize;
 }
+
+export interface AdoptServerOptions {
+  /** As `ListenOptions.authorize`. */
+  authorize?: Authorize;
+}
+
+/** Refused connections taken in one go before yielding to the event loop (a flood must not starve it). */
+const MAX_REFUSALS_PER_TURN = 64;
 
 interface AcceptOp extends Waiter<UnixSocket> {
   timeoutMs?: number;
@@ -663,14 +774,16 @@ export class UnixServer {
   readonly #created: { absolutePath: string; dev: number; ino: number } | undefined;
   readonly #watcher: Watcher;
   readonly #accepts: WaitQueue<AcceptOp, UnixSocket>;
+  readonly #authorize: Authorize | undefined;
 
   /** @internal use listen() or adoptServer() */
-  constructor(fd: number, type: SocketType, address: UnixAddress, created?: { absolutePath: string; dev: number; ino: number }) {
+  constructor(fd: number, type: SocketType, address: UnixAddress, created?: { absolutePath: string; dev: number; ino: number }, authorize?: Authorize) {
     this.#fd = fd;
     this.type = type;
     this.path = address.path;
     this.abstract = address.abstract;
     this.#created = created;
+    this.#authorize = authorize;
     this.#watcher = new Watcher(fd, () => this.#accepts.drain());
     this.#accepts = new WaitQueue<AcceptOp, UnixSocket>(() => this.#tryAccept(), () => this.#updateInterest());
   }
@@ -747,6 +860,19 @@ export class UnixServer {
     this.close();
   }
 
+  /**
+   * Give up ownership of the listening descriptor without closing it or unlinking its file
+   * (e.g. to hand it to another process); the server becomes closed. Fails with
+   * ERR_FDPASS_BUSY while accept() calls are pending.
+   */
+  release(): number {
+    const fd = this.fd;
+    if (this.#accepts.waiting) throw new FdPassError('ERR_FDPASS_BUSY', 'cannot release a server with pending accept() calls');
+    this.#watcher.close();
+    this.#fd = -1;
+    return fd;
+  }
+
   /** Let a pending accept keep the process alive (the default). */
   ref(): this {
     this.#watcher.ref();
@@ -765,9 +891,16 @@ export class UnixServer {
 
   #tryAccept(): UnixSocket | typeof AGAIN {
     const fd = this.fd;
-    for (;;) {
+    const authorize = this.#authorize;
+    for (let refused = 0; ; ) {
       const conn = sys.accept4(fd, null, null, C.SOCK_CLOEXEC) as number;
-      if (conn >= 0) return new UnixSocket(conn, this.type);
+      if (conn >= 0) {
+        if (authorize === undefined || admit(conn, authorize)) return new UnixSocket(conn, this.type);
+        // Refused and closed. The listener is still readable if more wait: level-triggered
+        // readiness brings us back after other callbacks had their turn.
+        if (++refused >= MAX_REFUSALS_PER_TURN) return AGAIN;
+        continue;
+      }
       const errno = lastErrno();
       if (errno === EAGAIN) return AGAIN;
       // The connection was reset before we took it, or a signal: take the next one.
@@ -791,6 +924,7 @@ export function listen(target: string | ListenOptions): UnixServer {
   if (type !== 'stream' && type !== 'seqpacket') throw invalidArgValue('options.type', `must be 'stream' or 'seqpacket'. Received ${String(type)}`);
   const mode = integerOption(options.mode, 'options.mode', 0, 0o777, 0o600);
   const backlog = integerOption(options.backlog, 'options.backlog', 0, 0x7fffffff, 511);
+  const authorize = checkAuthorize(options.authorize, 'options.authorize');
   const { sockaddr, length } = encodeUnixAddress(address, L.sockaddr_un, C);
 
   const fd = newSocketFd(socketTypes[type], C.SOCK_NONBLOCK);
@@ -819,7 +953,7 @@ export function listen(target: string | ListenOptions): UnixServer {
       if (created) unlinkSync(created.absolutePath);
       throw err;
     }
-    return new UnixServer(fd, type, address, created);
+    return new UnixServer(fd, type, address, created, authorize);
   } catch (err) {
     closeQuietly(fd);
     throw err;
@@ -848,7 +982,8 @@ function removeStaleSocket(path: string, sockaddr: Buffer, length: number): bool
 }
 
 /** Wrap an inherited listening AF_UNIX socket (e.g. from systemd or a previous process). */
-export function adoptServer(fd: number | Fd): UnixServer {
+export function adoptServer(fd: number | Fd, options?: AdoptServerOptions): UnixServer {
+  const authorize = checkAuthorize(options?.authorize, 'options.authorize');
   const n = fd instanceof Fd ? fd.fd : fdOf(fd);
   const domain = unixDomainOf(n);
   if (domain !== C.AF_UNIX) throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not an AF_UNIX socket (SO_DOMAIN ${domain})`);
@@ -860,5 +995,5 @@ export function adoptServer(fd: number | Fd): UnixServer {
   setNonBlocking(n, true);
   const address: UnixAddress = path === undefined ? {} : path.startsWith('@') ? { abstract: path.slice(1) } : { path };
   // Adopted: this process did not create the file, so close() never unlinks it.
-  return new UnixServer(n, type, address);
+  return new UnixServer(n, type, address, undefined, authorize);
 }
