@@ -50,7 +50,7 @@ tcp.close();
 using server = listen({ abstract: `fdpass-describe-${process.pid}` });
 show('a listening Unix socket (abstract name)', server);
 const pair = socketPair();
-using a = pair[0], b = pair[1];
+using a = pair[0], b = pair[1]; // both ends closed at the end of the script
 show('one end of a socketPair()', a);
 
 using devNull = new Fd(openSync('/dev/null', 'r+'));

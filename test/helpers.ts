@@ -87,3 +87,15 @@ export function requirePeer(command: string): void {
   if (which !== 0) throw new Error(`this test needs '${command}' on PATH (.ci/run installs it)`);
 }
 
+
+/**
+ * Compile a C peer with `cc` (strict warnings) into `outDir` and return the binary's path.
+ * Fails the test, never skips, when cc is missing.
+ */
+export function compileC(source: string, outDir: string): string {
+  requirePeer('cc');
+  const binary = `${outDir}/${source.replace(/^.*\//, '').replace(/\.c$/, '')}`;
+  const cc = spawnSync('cc', ['-std=c99', '-D_GNU_SOURCE', '-O1', '-Wall', '-Werror', '-o', binary, source], { encoding: 'utf8' });
+  if (cc.status !== 0) throw new Error(`cc failed (${cc.status}): ${cc.stderr}${cc.error?.message ?? ''}`);
+  return binary;
+}

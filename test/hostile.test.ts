@@ -4,7 +4,6 @@
  * a tsx child that runs into the kernel's limits (ETOOMANYREFS, EMFILE). The receiver must keep
  * its descriptor table flat, keep serving, and fail clearly — never hang.
  */
-import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Fd, pipe, socketPair, type Message, type SocketType, type UnixSocket } from '../src/index.js';
 import { C, sys } from '../src/libc.js';
 import { POLLIN, waitSync } from '../src/poll.js';
-import { expectNoFdLeak, fdCount, gc, requirePeer } from './helpers.js';
+import { compileC, expectNoFdLeak, fdCount, gc } from './helpers.js';
 import { Peers, cleanExit, fixture, unlessPeerFails, type Peer } from './fixtures/interop-util.js';
 
 const peers = new Peers();
@@ -21,11 +20,8 @@ afterEach(() => peers.killAll());
 let dir: string;
 let peerBinary: string;
 beforeAll(() => {
-  requirePeer('cc');
   dir = mkdtempSync(join(tmpdir(), 'fdpass-hostile-'));
-  peerBinary = join(dir, 'hostile-peer');
-  const cc = spawnSync('cc', ['-std=c99', '-D_GNU_SOURCE', '-O1', '-Wall', '-Werror', '-o', peerBinary, fixture('hostile-peer.c')], { encoding: 'utf8' });
-  if (cc.status !== 0) throw new Error(`cc failed (${cc.status}): ${cc.stderr}${cc.error?.message ?? ''}`);
+  peerBinary = compileC(fixture('hostile-peer.c'), dir);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

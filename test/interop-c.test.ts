@@ -3,13 +3,12 @@
  * functions of Unix Network Programming (one byte plus one descriptor per message), both
  * directions, over stream (as in the book) and seqpacket socket pairs inherited as fd 3.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Fd, pipe, socketPair, type UnixSocket } from '../src/index.js';
-import { expectNoFdLeak, requirePeer } from './helpers.js';
+import { compileC, expectNoFdLeak } from './helpers.js';
 import { Peers, cleanExit, fixture, readUntil, unlessPeerFails } from './fixtures/interop-util.js';
 
 const peers = new Peers();
@@ -18,11 +17,8 @@ afterEach(() => peers.killAll());
 let dir: string;
 let peerBinary: string;
 beforeAll(() => {
-  requirePeer('cc');
   dir = mkdtempSync(join(tmpdir(), 'fdpass-c-'));
-  peerBinary = join(dir, 'interop-c-peer');
-  const cc = spawnSync('cc', ['-std=c99', '-D_GNU_SOURCE', '-O1', '-Wall', '-Werror', '-o', peerBinary, fixture('interop-c-peer.c')], { encoding: 'utf8' });
-  if (cc.status !== 0) throw new Error(`cc failed (${cc.status}): ${cc.stderr}${cc.error?.message ?? ''}`);
+  peerBinary = compileC(fixture('interop-c-peer.c'), dir);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Fd, connect, pipe, socketPair } from '../src/index.js';
 import {
-  listenFds, listenNotify, listenServers, notify, notifyBarrier, removeStoredFds, storeFds, toNetServer, type NotifyListener,
+  listenFds, listenNotify, notify, notifyBarrier, removeStoredFds, storeFds, toNetServer,
 } from '../src/protocols/systemd.js';
 import { expectNoFdLeak, requirePeer } from './helpers.js';
 import { Peers, fixture, readUntil, unlessPeerFails, type Peer } from './fixtures/interop-util.js';

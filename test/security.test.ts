@@ -3,7 +3,6 @@
  * accept, SCM_CREDENTIALS sent and checked by the kernel (a child that dropped to nobody is
  * identified, its spoofing refused), and UnixServer.release().
  */
-import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +11,7 @@ import {
   PidFd, adoptServer, connect, listen, socketPair,
   type Authorize, type PeerInfo, type UnixSocket,
 } from '../src/index.js';
-import { expectNoFdLeak, fdCount, gc, requirePeer } from './helpers.js';
+import { compileC, expectNoFdLeak, fdCount, gc } from './helpers.js';
 import { Peers, cleanExit, fixture, type Peer } from './fixtures/interop-util.js';
 
 const NOBODY = 65534;
@@ -23,12 +22,9 @@ let dir: string;
 let peerBinary: string;
 let seq = 0;
 beforeAll(() => {
-  requirePeer('cc');
   dir = mkdtempSync(join(tmpdir(), 'fdpass-security-'));
   chmodSync(dir, 0o755); // others may reach the sockets in it: only the sockets' own modes decide
-  peerBinary = join(dir, 'hostile-peer');
-  const cc = spawnSync('cc', ['-std=c99', '-D_GNU_SOURCE', '-O1', '-Wall', '-Werror', '-o', peerBinary, fixture('hostile-peer.c')], { encoding: 'utf8' });
-  if (cc.status !== 0) throw new Error(`cc failed (${cc.status}): ${cc.stderr}${cc.error?.message ?? ''}`);
+  peerBinary = compileC(fixture('hostile-peer.c'), dir);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

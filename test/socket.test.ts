@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adopt, connectSync, Fd, FdPassError, listen, platform, socketPair, UnixSocket, type Message, type SocketType } from '../src/index.js';
-import { expectNoFdLeak, fdCount, repoRoot, requirePeer, spawnFixture } from './helpers.js';
+import { expectNoFdLeak, fdCount, repoRoot, spawnFixture } from './helpers.js';
 
 const TYPES: SocketType[] = ['seqpacket', 'stream', 'dgram'];
 const O_CLOEXEC = 0o2000000; // Linux
