@@ -142,7 +142,9 @@ export function parseControl(
         gid: buf.readUInt32LE(dataStart + ucred.gid),
       };
     } else if (level === constants.SOL_SOCKET && type === constants.SCM_PIDFD && dataBytes >= FD_SIZE) {
-      result.extraFds.push(buf.readInt32LE(dataStart));
+      // The kernel puts a negative errno here when it could not make the pidfd (sender gone).
+      const pidfd = buf.readInt32LE(dataStart);
+      if (pidfd >= 0) result.extraFds.push(pidfd);
     } else {
       result.unknownMessages++;
     }

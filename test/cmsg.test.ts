@@ -125,6 +125,13 @@ describe.each(layouts)('cmsg (%s layout)', (_name, L, U) => {
       expect(parsed).toEqual({ ...empty, fds: [43, 44], extraFds: [42], rightsMessages: 1 });
     });
 
+    it('SCM_PIDFD carrying a negative errno (the kernel could not make the pidfd) yields no fd to close', () => {
+      const buf = Buffer.alloc(64);
+      const off = writeCmsg(buf, 0, L, C.SOL_SOCKET, C.SCM_PIDFD, ints(-3));
+      const parsed = parseControl(buf, off, L, U, C);
+      expect(parsed).toEqual({ ...empty });
+    });
+
     it('unknown levels/types are counted and skipped; later messages are still read', () => {
       const buf = Buffer.alloc(256);
       let off = writeCmsg(buf, 0, L, SOL_IPV6, IPV6_PKTINFO, Buffer.alloc(20, 0x11));
@@ -266,7 +273,8 @@ function referenceParse(buf: Buffer, length: number, L: CmsgLayout, U: UcredLayo
     } else if (level === C.SOL_SOCKET && type === C.SCM_CREDENTIALS && payload >= U.size) {
       out.credentials = { pid: buf.readInt32LE(data + U.pid), uid: buf.readUInt32LE(data + U.uid), gid: buf.readUInt32LE(data + U.gid) };
     } else if (level === C.SOL_SOCKET && type === C.SCM_PIDFD && payload >= 4) {
-      out.extraFds.push(buf.readInt32LE(data));
+      const pidfd = buf.readInt32LE(data);
+      if (pidfd >= 0) out.extraFds.push(pidfd); // a negative errno means no pidfd was made
     } else {
       out.unknownMessages++;
     }

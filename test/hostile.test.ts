@@ -166,15 +166,19 @@ describe('unusual but legal control data from a C peer', () => {
 
   it('SO_PASSPIDFD set by someone else: each SCM_PIDFD descriptor is closed and counted as dropped', async () => {
     await expectNoFdLeak(async () => {
-      const { ours, peer } = startPeer('seqpacket', ['cmsgs']);
+      const [ours, theirs] = socketPair('seqpacket');
       const one = Buffer.alloc(4);
       one.writeInt32LE(1, 0);
-      // Linux 6.5+ (this suite's kernels); a failure here means the kernel is older.
+      // Before the peer starts: the kernel records the sender's pid only for messages sent while
+      // the receiver asks for it. Linux 6.5+ (this suite's kernels); failure means an older kernel.
       expect(sys.setsockopt(ours.fd, C.SOL_SOCKET, SO_PASSPIDFD, one, 4)).toBe(0);
-      const report = JSON.parse(await cleanExit(peer));
+      // The peer lingers until we close: the kernel makes each SCM_PIDFD at receive time, and
+      // only for a sender that is still alive.
+      const peer = peers.start(peerBinary, ['cmsgs-linger'], { extraFds: [theirs.fd] });
+      theirs.close();
       const baseline = fdCount();
       const dropped: number[] = [];
-      for (let i = 0; i < report.sent; i++) {
+      for (let i = 0; i < 6; i++) {
         const m = (await ours.recv())!;
         dropped.push(m.droppedFds);
         closeAll(m);
@@ -182,6 +186,7 @@ describe('unusual but legal control data from a C peer', () => {
       }
       expect(dropped).toEqual([1, 1, 1, 1, 1, 1]);
       ours.close();
+      expect(JSON.parse(await cleanExit(peer))).toMatchObject({ sent: 6 });
     });
   });
 });
