@@ -3,10 +3,11 @@
  * (SCM_RIGHTS), from Node.js, with no native addon.
  */
 export {
-  UnixSocket, UnixServer, socketPair, listen, connect, connectSync, adopt, adoptServer,
+  UnixSocket, socketPair, connect, connectSync, adopt,
   type Message, type Payload, type RecvOptions, type RecvSyncOptions, type SendSyncOptions, type SignalOptions,
-  type SocketType, type ListenOptions, type ConnectOptions, type AddressOptions,
+  type SocketType, type ConnectOptions, type AddressOptions,
 } from './socket.js';
+export { UnixServer, listen, adoptServer, type ListenOptions, type AdoptServerOptions } from './server.js';
 export { Fd, describeFd, pipe, type FdDescription, type FdKind } from './fd.js';
 export { FdPassError } from './errors.js';
 export { fdOf, type FdLike } from './node.js';
@@ -30,4 +31,4 @@ export { sendHandle, recvHandle, type HandleOptions } from './protocols/multipro
 export { listenFds, listenServers, notify, ListenFd, type NotifyMessage } from './protocols/systemd.js';
 export { receiveConsole, type ReceivedConsole } from './protocols/console.js';
 export type { PeerInfo, Authorize } from './authorize.js';
-export type { CredentialsOptions, AdoptServerOptions } from './socket.js';
+export type { CredentialsOptions } from './socket.js';

@@ -13,7 +13,8 @@
  */
 import { FdPassError, invalidArgType } from '../errors.js';
 import type { Fd } from '../fd.js';
-import { UnixServer, UnixSocket, type Message, type SignalOptions } from '../socket.js';
+import { UnixServer } from '../server.js';
+import { UnixSocket, type Message, type SignalOptions } from '../socket.js';
 
 /** runc's utils.MaxNameLen: a name must be shorter than this. */
 export const MAX_NAME_LENGTH = 4096;
