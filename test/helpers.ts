@@ -99,3 +99,26 @@ export function compileC(source: string, outDir: string): string {
   if (cc.status !== 0) throw new Error(`cc failed (${cc.status}): ${cc.stderr}${cc.error?.message ?? ''}`);
   return binary;
 }
+
+/** The shape of the errors fdpass throws (Node's system-error shape plus fdpass's extras). */
+export type CaughtError = Error & { code?: string; errno?: number; syscall?: string; cause?: unknown; bytesWritten?: number };
+
+/** The error `fn` throws; fails the test if it does not throw. */
+export function catchError(fn: () => unknown): CaughtError {
+  try {
+    fn();
+  } catch (err) {
+    return err as CaughtError;
+  }
+  throw new Error('expected the call to throw');
+}
+
+/** The reason `p` rejects with; fails the test if it resolves. */
+export async function rejection(p: Promise<unknown>): Promise<CaughtError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as CaughtError;
+  }
+  throw new Error('expected the promise to reject');
+}

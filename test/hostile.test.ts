@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Fd, pipe, socketPair, type Message, type SocketType, type UnixSocket } from '../src/index.js';
 import { C, sys } from '../src/libc.js';
 import { POLLIN, waitSync } from '../src/poll.js';
-import { compileC, expectNoFdLeak, fdCount, gc } from './helpers.js';
+import { compileC, expectNoFdLeak, fdCount, gc, rejection } from './helpers.js';
 import { Peers, cleanExit, fixture, unlessPeerFails, type Peer } from './fixtures/interop-util.js';
 
 const peers = new Peers();
@@ -44,15 +44,6 @@ function fillQueue(sock: UnixSocket, fd: Fd): number {
     }
   }
   throw new Error('the queue never filled');
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error & { code?: string; syscall?: string; bytesWritten?: number }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  throw new Error('expected the promise to reject');
 }
 
 /** A promise that fails the test if `p` has not settled after `ms` (a hang guard, not a timing check). */

@@ -11,7 +11,7 @@ import {
   PidFd, adoptServer, connect, listen, socketPair,
   type Authorize, type PeerInfo, type UnixSocket,
 } from '../src/index.js';
-import { compileC, expectNoFdLeak, fdCount, gc } from './helpers.js';
+import { compileC, expectNoFdLeak, fdCount, gc, rejection } from './helpers.js';
 import { Peers, cleanExit, fixture, type Peer } from './fixtures/interop-util.js';
 
 const NOBODY = 65534;
@@ -55,15 +55,6 @@ async function serveOne(conn: UnixSocket): Promise<{ text: string; fds: number; 
   const uid = conn.peerCredentials().uid;
   conn.close();
   return { text: m.data.toString(), fds: m.fds.length, uid };
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error & { code?: string; cause?: unknown }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  throw new Error('expected the promise to reject');
 }
 
 /** The "only this process" recipe from docs/security.md. */

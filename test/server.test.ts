@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adoptServer, connect, connectSync, describeFd, Fd, FdPassError, listen, socketPair, type UnixSocket } from '../src/index.js';
-import { expectNoFdLeak, fdCount, requirePeer } from './helpers.js';
+import { catchError, expectNoFdLeak, fdCount, rejection, requirePeer } from './helpers.js';
 
 let dir: string;
 let seq = 0;
@@ -17,24 +17,6 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 const sockPath = (): string => path.join(dir, `s${++seq}.sock`);
 const abstractName = (): string => `fdpass-test-${process.pid}-${Date.now()}-${++seq}`;
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
-
-function catchError(fn: () => unknown): Error & { code?: string; errno?: number; syscall?: string } {
-  try {
-    fn();
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  throw new Error('expected the call to throw');
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  throw new Error('expected the promise to reject');
-}
 
 /** client -> server and server -> client, each with an fd; checks both arrive intact. */
 function roundTrip(client: UnixSocket, conn: UnixSocket, file: string): void {

@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adopt, connectSync, Fd, FdPassError, listen, platform, socketPair, UnixSocket, type Message, type SocketType } from '../src/index.js';
-import { expectNoFdLeak, fdCount, repoRoot, spawnFixture } from './helpers.js';
+import { catchError, expectNoFdLeak, fdCount, rejection, repoRoot, spawnFixture } from './helpers.js';
 
 const TYPES: SocketType[] = ['seqpacket', 'stream', 'dgram'];
 const O_CLOEXEC = 0o2000000; // Linux
@@ -46,24 +46,6 @@ function codeOf(fn: () => unknown): string | undefined {
     return (err as { code?: string }).code;
   }
   return undefined;
-}
-
-function catchError(fn: () => unknown): Error & { code?: string; errno?: number; syscall?: string } {
-  try {
-    fn();
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  throw new Error('expected the call to throw');
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  throw new Error('expected the promise to reject');
 }
 
 function closeAll(msg: Message | null | undefined): void {
