@@ -1,7 +1,8 @@
 /**
- * OCI console socket (runc --console-socket). runc is not installed here, so the sender is a
- * python3 stand-in that does exactly what runc's code does (see the fixture's header): a real
- * pty from /dev/ptmx, its master sent over a SOCK_STREAM connection with the name "/dev/ptmx".
+ * OCI console socket (runc --console-socket), with a python3 stand-in that does exactly what
+ * runc's code does (see the fixture's header) — a real pty from /dev/ptmx, its master sent over
+ * a SOCK_STREAM connection with the name "/dev/ptmx" — so that malformed senders can be tested
+ * too. The real runc is tested in protocols-runc.test.ts.
  */
 import { mkdtempSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
