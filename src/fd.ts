@@ -35,11 +35,10 @@ const anonKinds: Record<string, FdKind> = {
 
 // Flag names to report, each checked against this platform's own O_* values.
 const reportedFlags = ['O_APPEND', 'O_NONBLOCK', 'O_SYNC', 'O_DSYNC', 'O_DIRECT', 'O_NOATIME', 'O_DIRECTORY'] as const;
-const O_PATH = 0o10000000; // Linux, every architecture; Node's fs.constants lacks it
 
 function openFlagNames(flags: number): string[] {
   const fsc = fsConstants as Record<string, number | undefined>;
-  if (flags & O_PATH) return ['O_PATH'];
+  if (flags & C.O_PATH) return ['O_PATH'];
   const access = flags & fsConstants.O_RDWR ? 'O_RDWR' : flags & fsConstants.O_WRONLY ? 'O_WRONLY' : 'O_RDONLY';
   const names = [access];
   for (const name of reportedFlags) {

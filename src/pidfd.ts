@@ -445,12 +445,10 @@ export interface ProcessFdInfo {
   socketError?: string;
 }
 
-const O_PATH = 0o10000000;
-const O_CLOEXEC = 0o2000000;
 const listedFlags = ['O_APPEND', 'O_NONBLOCK', 'O_SYNC', 'O_DSYNC', 'O_DIRECT', 'O_NOATIME', 'O_DIRECTORY'] as const;
 
 function flagNames(flags: number): string[] {
-  if (flags & O_PATH) return ['O_PATH'];
+  if (flags & C.O_PATH) return ['O_PATH'];
   const fsc = fsConstants as Record<string, number | undefined>;
   const names = [flags & fsConstants.O_RDWR ? 'O_RDWR' : flags & fsConstants.O_WRONLY ? 'O_WRONLY' : 'O_RDONLY'];
   for (const name of listedFlags) {
@@ -529,7 +527,7 @@ export function listProcessFds(pid: number, options: ListFdsOptions = {}): Proce
       }
       const flags = parseInt(/^flags:\s*([0-7]+)/m.exec(fdinfo)?.[1] ?? '0', 8);
       const { kind, size } = kindFromProc(link, target);
-      const info: ProcessFdInfo = { fd, kind, target, openFlags: flagNames(flags), closeOnExec: (flags & O_CLOEXEC) !== 0 };
+      const info: ProcessFdInfo = { fd, kind, target, openFlags: flagNames(flags), closeOnExec: (flags & C.O_CLOEXEC) !== 0 };
       const pos = /^pos:\s*(\d+)/m.exec(fdinfo);
       if (pos && (kind === 'file' || kind === 'memfd' || kind === 'directory' || kind === 'block')) info.position = Number(pos[1]);
       if (size !== undefined) info.size = size;

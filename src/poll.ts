@@ -4,7 +4,7 @@
  * socket's handle is stopped, so it does not keep the process alive.
  */
 import { FdPassError } from './errors.js';
-import { C, EINTR, L, koffi, lastErrno, sys } from './libc.js';
+import { C, EINTR, L, fcntlInt, koffi, lastErrno, sys } from './libc.js';
 
 interface PollHandle {
   start(opts: { readable?: boolean; writable?: boolean }, cb: (status: number, events: { readable: boolean; writable: boolean }) => void): void;
@@ -20,6 +20,9 @@ const startPoll = (koffi as unknown as { node: { poll: StartPoll } }).node.poll;
 /** Called when the fd may be readable/writable; `status` < 0 is a libuv error (e.g. EBADF). */
 export type ReadyCallback = (readable: boolean, writable: boolean) => void;
 
+/** Descriptors with a live fdpass poll handle on this thread's loop. */
+const watched = new Set<number>();
+
 export class Watcher {
   readonly #fd: number;
   readonly #onReady: ReadyCallback;
@@ -30,9 +33,14 @@ export class Watcher {
   #closed = false;
   // One closure for the handle's lifetime: libuv passes (status, events) — two arguments.
   readonly #callback = (status: number, events: { readable: boolean; writable: boolean }): void => {
-    // On a poll error, let every waiter retry its syscall and see the real errno.
-    if (status < 0) this.#onReady(this.#readable, this.#writable);
-    else this.#onReady(events.readable, events.writable);
+    if (status < 0) {
+      // libuv stopped the handle: forget what it was watching (so want() re-arms it), and let
+      // every waiter retry its syscall and see the real errno.
+      const readable = this.#readable;
+      const writable = this.#writable;
+      this.#readable = this.#writable = false;
+      this.#onReady(readable, writable);
+    } else this.#onReady(events.readable, events.writable);
   };
 
   constructor(fd: number, onReady: ReadyCallback) {
@@ -43,18 +51,27 @@ export class Watcher {
   /** Say which readiness events are wanted now; none stops the handle. */
   want(readable: boolean, writable: boolean): void {
     if (this.#closed || (readable === this.#readable && writable === this.#writable)) return;
+    if (!readable && !writable) this.#handle?.stop();
+    else if (this.#handle) this.#handle.start({ readable, writable }, this.#callback);
+    else this.#handle = this.#open({ readable, writable });
     this.#readable = readable;
     this.#writable = writable;
-    if (!readable && !writable) {
-      this.#handle?.stop();
-      return;
-    }
-    const opts = { readable, writable };
-    if (this.#handle) this.#handle.start(opts, this.#callback);
-    else {
-      this.#handle = startPoll(this.#fd, opts, this.#callback);
-      if (!this.#referenced) this.#handle.unref();
-    }
+  }
+
+  #open(opts: { readable: boolean; writable: boolean }): PollHandle {
+    const fd = this.#fd;
+    // libuv allows one poll handle per fd in a loop; a second one aborts the process.
+    if (watched.has(fd)) throw new FdPassError('ERR_FDPASS_BUSY', `fd ${fd} is already watched by another fdpass object`);
+    // uv_poll_init sets O_NONBLOCK, a flag of the open file description that every process
+    // holding it shares (a peer using blocking reads would get EAGAIN). fdpass's own I/O never
+    // relies on it (MSG_DONTWAIT, WNOHANG), so put the flags back as they were.
+    const flags = fcntlInt('fcntl', fd, C.F_GETFL);
+    const handle = startPoll(fd, opts, this.#callback) as PollHandle | null;
+    if (!handle) throw new FdPassError('ERR_FDPASS_POLL', `could not watch fd ${fd} on the event loop`);
+    watched.add(fd);
+    if (!(flags & C.O_NONBLOCK)) fcntlInt('fcntl', fd, C.F_SETFL, flags);
+    if (!this.#referenced) handle.unref();
+    return handle;
   }
 
   ref(): void {
@@ -71,8 +88,11 @@ export class Watcher {
   close(): void {
     this.#closed = true;
     this.#readable = this.#writable = false;
-    this.#handle?.close();
-    this.#handle = null;
+    if (this.#handle) {
+      watched.delete(this.#fd);
+      this.#handle.close();
+      this.#handle = null;
+    }
   }
 }
 

@@ -6,12 +6,11 @@ import { admit, checkAuthorize, type Authorize } from './authorize.js';
 import { FdPassError, abortError, invalidArgValue } from './errors.js';
 import { Fd } from './fd.js';
 import { C, EADDRINUSE, EAGAIN, ECONNABORTED, ECONNREFUSED, EINTR, ENOENT, L, check, closeQuietly, lastErrno, sys } from './libc.js';
-import { fdOf } from './node.js';
 import { POLLIN, Watcher, waitSync } from './poll.js';
 import { describeSocket, getIntOption } from './sockopt.js';
 import {
   AGAIN, UnixSocket, WaitQueue, busyError, checkSignal, closedError, integerOption, newSocketFd, newWaiter,
-  setNonBlocking, socketTypes, timeoutError, toAddress, unixDomainOf,
+  ownedFdNumber, setNonBlocking, socketTypes, timeoutError, toAddress, unixDomainOf,
   type AddressOptions, type SignalOptions, type SocketType, type Waiter,
 } from './socket.js';
 
@@ -66,7 +65,10 @@ export class UnixServer {
     this.#created = created;
     this.#authorize = authorize;
     this.#watcher = new Watcher(fd, () => this.#accepts.drain());
-    this.#accepts = new WaitQueue<AcceptOp, UnixSocket>(() => this.#tryAccept(), () => this.#updateInterest());
+    this.#accepts = new WaitQueue<AcceptOp, UnixSocket>(() => this.#tryAccept(), () => this.#updateInterest(), {
+      // authorize() aborted the waiting accept or closed the server: nobody takes this one.
+      onOrphan: (conn) => conn.close(),
+    });
   }
 
   get fd(): number {
@@ -209,6 +211,8 @@ export function listen(target: string | ListenOptions): UnixServer {
   const { sockaddr, length } = encodeUnixAddress(address, L.sockaddr_un, C);
 
   const fd = newSocketFd(socketTypes[type], C.SOCK_NONBLOCK);
+  // Once bind() has created the socket file, any later failure must remove it again.
+  let boundPath: string | undefined;
   try {
     // bind() creates the file with the socket inode's mode minus the umask: narrowing it
     // first means there is never a moment when others may connect.
@@ -222,21 +226,23 @@ export function listen(target: string | ListenOptions): UnixServer {
     }
     let created: { absolutePath: string; dev: number; ino: number } | undefined;
     if (address.path !== undefined) {
-      const absolutePath = resolvePath(address.path);
-      const st = lstatSync(absolutePath);
-      created = { absolutePath, dev: st.dev, ino: st.ino };
+      boundPath = resolvePath(address.path);
+      const st = lstatSync(boundPath);
+      created = { absolutePath: boundPath, dev: st.dev, ino: st.ino };
       // The umask may have removed bits the caller asked for: widen after, never narrow late.
-      if ((st.mode & 0o777) !== mode) chmodSync(absolutePath, mode);
+      if ((st.mode & 0o777) !== mode) chmodSync(boundPath, mode);
     }
-    try {
-      check('listen', sys.listen(fd, backlog) as number, address.label);
-    } catch (err) {
-      if (created) unlinkSync(created.absolutePath);
-      throw err;
-    }
+    check('listen', sys.listen(fd, backlog) as number, address.label);
     return new UnixServer(fd, type, address, created, authorize);
   } catch (err) {
     closeQuietly(fd);
+    if (boundPath !== undefined) {
+      try {
+        unlinkSync(boundPath);
+      } catch {
+        // Already gone: the original error is what matters.
+      }
+    }
     throw err;
   }
 }
@@ -265,15 +271,15 @@ function removeStaleSocket(path: string, sockaddr: Buffer, length: number): bool
 /** Wrap an inherited listening AF_UNIX socket (e.g. from systemd or a previous process). */
 export function adoptServer(fd: number | Fd, options?: AdoptServerOptions): UnixServer {
   const authorize = checkAuthorize(options?.authorize, 'options.authorize');
-  const n = fd instanceof Fd ? fd.fd : fdOf(fd);
+  const n = ownedFdNumber(fd);
   const domain = unixDomainOf(n);
   if (domain !== C.AF_UNIX) throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not an AF_UNIX socket (SO_DOMAIN ${domain})`);
   if (!getIntOption(n, C.SO_ACCEPTCONN)) throw new FdPassError('ERR_FDPASS_NOT_LISTENING', `fd ${n} is not a listening socket: use adopt()`);
   const { type, path } = describeSocket(n);
   if (type !== 'stream' && type !== 'seqpacket') throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} has unsupported socket type ${type}`);
-  if (fd instanceof Fd) fd.release();
   // accept4 has no per-call non-blocking flag: the listener itself must be O_NONBLOCK.
   setNonBlocking(n, true);
+  if (fd instanceof Fd) fd.release();
   const address: UnixAddress = path === undefined ? {} : path.startsWith('@') ? { abstract: path.slice(1) } : { path };
   // Adopted: this process did not create the file, so close() never unlinks it.
   return new UnixServer(n, type, address, undefined, authorize);

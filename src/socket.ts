@@ -3,7 +3,7 @@ import { constants as osConstants } from 'node:os';
 import { encodeUnixAddress, type UnixAddress } from './address.js';
 import { parseControl, type Credentials, type ParsedControl } from './cmsg.js';
 import { FdPassError, abortError, errnoName, errnoNumber, invalidArgType, invalidArgValue, outOfRange } from './errors.js';
-import { Fd } from './fd.js';
+import { Fd, dupCloexec } from './fd.js';
 import { C, EAGAIN, ECONNREFUSED, EINTR, EPROTOTYPE, ETIMEDOUT, L, check, closeQuietly, fcntlInt, lastErrno, sys } from './libc.js';
 import { RecvBuffers, SendBuffers } from './msghdr.js';
 import { fdOf, prepareHandOff, type FdLike, type HandOff } from './node.js';
@@ -196,12 +196,14 @@ class SendOp implements Waiter<number> {
   offset = 0;
   /** The fds (and at least one byte) are in the kernel: never send them again. */
   started = false;
+  /** `fds` are duplicates this op made when it had to wait, closed when it leaves the queue. */
+  ownsFds = false;
   resolve: (value: number) => void = noop;
   reject: (err: unknown) => void = noop;
   onAbort: (() => void) | undefined = undefined;
   constructor(
     readonly data: Buffer,
-    readonly fds: number[],
+    public fds: number[],
     readonly signal: AbortSignal | undefined,
     /** SCM_CREDENTIALS to claim with every part of this message, when asked for. */
     readonly credentials: Credentials | undefined,
@@ -213,6 +215,17 @@ interface RecvOp extends Waiter<Message | null> {
   maxFds: number;
 }
 
+export interface WaitQueueHooks<Op, R> {
+  /** A stream send cancelled after part of it was written: the socket cannot send any more. */
+  onPartialAbort?(op: Op): void;
+  /** The op is about to wait in the queue (it could not complete at once). May throw: the op fails. */
+  onQueue?(op: Op): void;
+  /** A queued op left the queue (done, failed, aborted or flushed). */
+  onLeave?(op: Op): void;
+  /** A result produced for an op that was settled meanwhile (user code ran inside `attempt`). */
+  onOrphan?(result: R): void;
+}
+
 /**
  * A queue of operations waiting for readiness, served strictly in order. `attempt` runs the
  * syscall for the head: it returns AGAIN (wait for the next readiness event) or a result.
@@ -222,8 +235,7 @@ export class WaitQueue<Op extends Waiter<R>, R> {
   constructor(
     readonly attempt: (op: Op) => R | typeof AGAIN,
     readonly onChange: () => void,
-    /** A stream send cancelled after part of it was written: the socket cannot send any more. */
-    readonly onPartialAbort?: (op: Op) => void,
+    readonly hooks: WaitQueueHooks<Op, R> = {},
   ) {}
 
   get waiting(): boolean {
@@ -249,13 +261,25 @@ export class WaitQueue<Op extends Waiter<R>, R> {
         return promise;
       }
     }
+    try {
+      this.hooks.onQueue?.(op);
+    } catch (err) {
+      op.reject(err);
+      return promise;
+    }
     if (op.signal) {
       const signal = op.signal;
       op.onAbort = () => this.abort(op, signal);
       signal.addEventListener('abort', op.onAbort, { once: true });
     }
     this.ops.push(op);
-    this.onChange();
+    try {
+      this.onChange();
+    } catch (err) {
+      // Could not start waiting (e.g. the fd is already watched elsewhere): fail this op.
+      this.finish(op);
+      op.reject(err);
+    }
     return promise;
   }
 
@@ -267,8 +291,14 @@ export class WaitQueue<Op extends Waiter<R>, R> {
       try {
         result = this.attempt(op);
       } catch (err) {
+        if (this.ops[0] !== op) continue; // settled meanwhile (aborted, or closed)
         this.finish(op);
         op.reject(err);
+        continue;
+      }
+      if (this.ops[0] !== op) {
+        // User code inside attempt (authorize) aborted this op or closed the queue's owner.
+        if (result !== AGAIN) this.hooks.onOrphan?.(result);
         continue;
       }
       if (result === AGAIN) break;
@@ -281,27 +311,33 @@ export class WaitQueue<Op extends Waiter<R>, R> {
   /** Settle everything still queued (on close). */
   flush(settle: (op: Op) => void): void {
     for (const op of this.ops.splice(0)) {
-      if (op.onAbort) op.signal?.removeEventListener('abort', op.onAbort);
+      this.left(op);
       settle(op);
     }
   }
 
+  /** Remove `op` (by identity: user code may have changed the queue meanwhile). */
   private finish(op: Op): void {
-    this.ops.shift();
+    const i = this.ops.indexOf(op);
+    if (i >= 0) this.ops.splice(i, 1);
+    this.left(op);
+  }
+
+  private left(op: Op): void {
     if (op.onAbort) op.signal?.removeEventListener('abort', op.onAbort);
+    this.hooks.onLeave?.(op);
   }
 
   private abort(op: Op, signal: AbortSignal): void {
-    const i = this.ops.indexOf(op);
-    if (i < 0) return;
-    this.ops.splice(i, 1);
+    if (!this.ops.includes(op)) return;
+    this.finish(op);
     const err = abortError(signal);
     if (op instanceof SendOp && op.started) {
       // Part of a stream message is in the kernel and cannot be taken back. Waiting for a peer
       // that may never read would make the signal useless: cancel, and stop this socket sending.
       Object.assign(err, { bytesWritten: op.offset });
       err.message += ` after ${op.offset} of ${op.data.length} bytes were written (the socket can no longer send)`;
-      this.onPartialAbort?.(op);
+      this.hooks.onPartialAbort?.(op);
     }
     op.reject(err);
     this.onChange();
@@ -312,6 +348,18 @@ export class WaitQueue<Op extends Waiter<R>, R> {
 function settleHandOff(handOff: HandOff, fdsSent: boolean): void {
   if (fdsSent) handOff.commit();
   else handOff.rollback();
+}
+
+/** close-on-exec duplicates of `fds`; on failure closes the ones made and throws. */
+function dupAll(fds: readonly number[]): number[] {
+  const out: number[] = [];
+  try {
+    for (const fd of fds) out.push(dupCloexec(fd));
+  } catch (err) {
+    for (const fd of out) closeQuietly(fd);
+    throw err;
+  }
+  return out;
 }
 
 export function newWaiter<T>(signal: AbortSignal | undefined): Waiter<T> {
@@ -341,7 +389,22 @@ export class UnixSocket {
     this.#sends = new WaitQueue<SendOp, number>(
       (op) => (this.#trySend(op) ? op.data.length : AGAIN),
       () => this.#updateInterest(),
-      (op) => this.#breakSending(op),
+      {
+        onPartialAbort: (op) => this.#breakSending(op),
+        // A waiting send holds its own duplicates: the caller may close (and the number be
+        // reused for another file) before the message goes, and the peer must still get the
+        // file that was passed.
+        onQueue: (op) => {
+          if (op.started || op.fds.length === 0) return;
+          op.fds = dupAll(op.fds);
+          op.ownsFds = true;
+        },
+        onLeave: (op) => {
+          if (!op.ownsFds) return;
+          for (const fd of op.fds) closeQuietly(fd);
+          op.ownsFds = false;
+        },
+      },
     );
     this.#recvs = new WaitQueue<RecvOp, Message | null>((op) => this.#tryRecv(op.maxBytes, op.maxFds), () => this.#updateInterest());
   }
@@ -427,7 +490,10 @@ export class UnixSocket {
     }
   }
 
-  /** Receive one message; resolves null at end of stream or when this socket is closed. */
+  /**
+   * Receive one message; resolves null at end of stream, or when this socket is closed while the
+   * call waits. On a socket that is already closed it rejects with ERR_FDPASS_CLOSED.
+   */
   recv(options?: RecvOptions & SignalOptions): Promise<Message | null> {
     let op: RecvOp;
     try {
@@ -666,7 +732,12 @@ function connectFd(target: string | ConnectOptions, nonBlocking: boolean): UnixS
     do ret = sys.connect(fd, sockaddr, length) as number;
     while (ret < 0 && lastErrno() === EINTR);
     if (ret === 0) {
-      if (nonBlocking) setNonBlocking(fd, false);
+      try {
+        if (nonBlocking) setNonBlocking(fd, false);
+      } catch (err) {
+        closeQuietly(fd);
+        throw err;
+      }
       return new UnixSocket(fd, t);
     }
     const errno = lastErrno();
@@ -711,8 +782,18 @@ export function unixDomainOf(n: number): number {
   }
 }
 
+/**
+ * The number of a descriptor to take ownership of: a number or an Fd only. A Node object
+ * (net.Socket, …) would end up with two owners and two libuv watchers on one fd.
+ */
+export function ownedFdNumber(fd: number | Fd): number {
+  if (fd instanceof Fd) return fd.fd;
+  if (typeof fd !== 'number') throw invalidArgType('fd', 'an fd number or an Fd (for a Node object, pass Fd.dup(obj))', fd);
+  return fdOf(fd);
+}
+
 export function adopt(fd: number | Fd): UnixSocket {
-  const n = fd instanceof Fd ? fd.fd : fdOf(fd);
+  const n = ownedFdNumber(fd);
   const domain = unixDomainOf(n);
   if (domain !== C.AF_UNIX) {
     throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not an AF_UNIX socket (SO_DOMAIN ${domain})`);

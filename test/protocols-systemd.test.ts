@@ -451,6 +451,17 @@ describe('notify() and friends, checked by a receiving socket (what systemd read
       ac.abort();
       await expect(aborted).rejects.toMatchObject({ name: 'AbortError' });
       held2.fds[0].close();
+
+      // Aborted while notify() is still sending: the abort event is over by the time the wait
+      // starts, and must still count (it used to wait for the timeout instead).
+      const ac2 = new AbortController();
+      const early = notifyBarrier({ timeoutMs: Infinity, signal: ac2.signal });
+      ac2.abort();
+      await expect(early).rejects.toMatchObject({ name: 'AbortError' });
+      (await rx.recv()).fds.forEach((f) => f.close());
+
+      // setTimeout cannot wait longer than 2^31-1 ms: refused, not a timeout after 1 ms.
+      await expect(notifyBarrier({ timeoutMs: 2 ** 31 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
     });
   });
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  PidFd, adoptServer, connect, listen, socketPair,
+  PidFd, adoptServer, connect, connectSync, listen, socketPair,
   type Authorize, type PeerInfo, type UnixSocket,
 } from '../src/index.js';
 import { compileC, expectNoFdLeak, fdCount, gc, rejection } from './helpers.js';
@@ -253,6 +253,38 @@ describe('listen({ authorize })', () => {
     const path = sockPath();
     expect(() => listen({ path, authorize: 'uid 0' as unknown as Authorize })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
     expect(existsSync(path)).toBe(false);
+  });
+});
+
+describe('authorize() that changes the server under accept', () => {
+  it('aborting the waiting accept from inside authorize: that accept rejects, the connection is closed, the next accept still works', async () => {
+    await expectNoFdLeak(async () => {
+      const ac = new AbortController();
+      let calls = 0;
+      const server = listen({ abstract: abstractName(), authorize: () => (++calls === 1 && ac.abort(), true) });
+      const first = server.accept({ signal: ac.signal });
+      const second = server.accept();
+      const c1 = connectSync({ abstract: server.abstract! });
+      expect((await rejection(first)).name).toBe('AbortError');
+      expect(await c1.recv()).toBeNull(); // admitted for an accept that was gone: closed
+      const c2 = connectSync({ abstract: server.abstract! });
+      const conn = await second;
+      conn.sendSync('hi');
+      expect(c2.recvSync()!.data.toString()).toBe('hi');
+      for (const s of [c1, c2, conn, server]) s.close();
+    });
+  });
+
+  it('closing the server from inside authorize: the admitted connection is closed, pending accepts reject', async () => {
+    await expectNoFdLeak(async () => {
+      let server: ReturnType<typeof listen> | undefined = undefined;
+      server = listen({ abstract: abstractName(), authorize: () => (server!.close(), true) });
+      const pending = server.accept();
+      const c = connectSync({ abstract: server.abstract! });
+      expect((await rejection(pending)).code).toBe('ERR_FDPASS_CLOSED');
+      expect(await c.recv()).toBeNull();
+      c.close();
+    });
   });
 });
 

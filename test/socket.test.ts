@@ -67,6 +67,58 @@ function fillQueue(sock: UnixSocket): number {
   throw new Error('the queue never filled');
 }
 
+describe('review regressions', () => {
+  it('a queued send() delivers the file that was passed, even if the caller closes that fd and the number is reused', async () => {
+    await expectNoFdLeak(async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fdpass-queued-'));
+      fs.writeFileSync(path.join(dir, 'secret'), 'the file that was passed');
+      fs.writeFileSync(path.join(dir, 'other'), 'a file opened later');
+      const [a, b] = socketPair('seqpacket');
+      const queued = fillQueue(a);
+      const passed = fs.openSync(path.join(dir, 'secret'), 'r');
+      const sent = a.send('secret', [passed]); // must wait: the peer's queue is full
+      fs.closeSync(passed);
+      const reused = fs.openSync(path.join(dir, 'other'), 'r'); // very likely the same number
+      for (let i = 0; i < queued; i++) b.recvSync();
+      await sent;
+      const msg = b.recvSync()!;
+      expect(msg.data.toString()).toBe('secret');
+      expect(fs.readFileSync(msg.fds[0].fd, 'utf8')).toBe('the file that was passed');
+      msg.fds[0].close();
+      fs.closeSync(reused);
+      a.close();
+      b.close();
+      fs.rmSync(dir, { recursive: true });
+    });
+  });
+
+  it('waiting on the event loop leaves a blocking socket blocking (O_NONBLOCK is shared with other processes)', async () => {
+    await expectNoFdLeak(async () => {
+      const [a, b] = socketPair('stream');
+      expect(new Fd(b.fd).describe().openFlags).not.toContain('O_NONBLOCK');
+      const pending = b.recv(); // starts a uv poll handle on b
+      a.sendSync('x');
+      expect((await pending)!.data.toString()).toBe('x');
+      expect(fs.readlinkSync(`/proc/self/fd/${b.fd}`)).toMatch(/^socket:/);
+      const flags = fs.readFileSync(`/proc/self/fdinfo/${b.fd}`, 'utf8').match(/flags:\s*(\d+)/)![1];
+      expect(parseInt(flags, 8) & 0o4000).toBe(0);
+      a.close();
+      b.close();
+    });
+  });
+
+  it('adopt() takes only a number or an Fd, never a Node object (two owners, two libuv watchers)', async () => {
+    await expectNoFdLeak(async () => {
+      const server = net.createServer();
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const err = catchError(() => adopt(server as unknown as number));
+      expect(err).toBeInstanceOf(TypeError);
+      expect(err.code).toBe('ERR_INVALID_ARG_TYPE');
+      await new Promise<void>((r) => server.close(() => r()));
+    });
+  });
+});
+
 describe('sendSync / recvSync with fds', () => {
   for (const type of TYPES) {
     it(`${type}: data and a new close-on-exec fd for the same open file`, async () => {
@@ -679,15 +731,18 @@ describe('AbortSignal', () => {
       const fd = fs.openSync(file, 'r');
       const filled = fillQueue(a);
       expect(filled).toBeGreaterThan(0);
+      // Waiting sends hold duplicates of their fds until they leave the queue.
+      const count = fdCount();
       const ac = new AbortController();
       const blocked = a.send('aborted', [fd], { signal: ac.signal });
       const later = [a.send('later1', [fd]), a.send('later2')];
+      expect(fdCount()).toBe(count + 2);
       await tick();
       ac.abort();
       const err = await rejection(blocked);
       expect(err.name).toBe('AbortError');
       expect(err.code).toBe('ABORT_ERR');
-      const count = fdCount();
+      expect(fdCount()).toBe(count + 1); // the aborted send's duplicate is closed at once
       // Drain with the async API: the queued sends need the event loop to go out.
       const got: string[] = [];
       for (let i = 0; i < filled + 2; i++) {

@@ -41,6 +41,7 @@ export const linuxConstants: PlatformConstants = {
   FD_CLOEXEC: 1,
   O_NONBLOCK: 0o4000,
   O_CLOEXEC: 0o2000000,
+  O_PATH: 0o10000000,
   POLLIN: 0x1,
   POLLOUT: 0x4,
   POLLERR: 0x8,

@@ -40,6 +40,7 @@ export interface PlatformConstants {
   FD_CLOEXEC: number;
   O_NONBLOCK: number;
   O_CLOEXEC: number;
+  O_PATH: number;
   POLLIN: number;
   POLLOUT: number;
   POLLERR: number;

@@ -313,7 +313,10 @@ export interface BarrierOptions extends NotifyOptions, SignalOptions {
  */
 export async function notifyBarrier(options?: BarrierOptions): Promise<boolean> {
   const timeoutMs = options?.timeoutMs ?? 5000;
-  if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) throw outOfRange('options.timeoutMs', 'a number >= 0 (or Infinity)', timeoutMs);
+  // setTimeout cannot wait longer than 2^31-1 ms (it fires at once instead): say so.
+  if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0) || (timeoutMs > 0x7fffffff && timeoutMs !== Infinity)) {
+    throw outOfRange('options.timeoutMs', 'a number from 0 to 2147483647, or Infinity', timeoutMs);
+  }
   const signal = options?.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an AbortSignal', signal);
   if (signal?.aborted) throw abortError(signal);
@@ -347,6 +350,8 @@ function waitForEof(fd: number, timeoutMs: number, signal: AbortSignal | undefin
       else reject(err);
     };
     const onAbort = (): void => finish(abortError(signal!));
+    // The signal may have fired while notify() was sending: its event is gone by now.
+    if (signal?.aborted) return finish(abortError(signal));
     /** True at EOF; data (nobody should write any) is read and ignored. */
     const drained = (): boolean => {
       for (;;) {
