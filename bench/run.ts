@@ -5,7 +5,8 @@
  *   async  parent -> child process, pipelined send() / for-await recv(), child closes each fd
  *
  * Each figure is the median of several rounds; ratios are fdpass / C from the same run.
- * Environment: BENCH_ROUNDS (default 5), BENCH_SYNC_N (200000), BENCH_ASYNC_N (200000).
+ * Environment: BENCH_ROUNDS (default 5), BENCH_SYNC_N (200000), BENCH_ASYNC_N (200000);
+ * BENCH_NODE=0 skips the Node-integration part (bench/node-handoff.ts).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
@@ -175,7 +176,7 @@ async function main(): Promise<void> {
     console.log(`sync: ${syncRatio.toFixed(2)}× C (target ≤ 1.20×) — ${syncRatio <= 1.2 ? 'met' : 'NOT met'}`);
     console.log(`async cross-process: ${(asyncRate / 1000).toFixed(0)}k fds/s (target ≥ 120k) — ${asyncRate >= 120_000 ? 'met' : 'NOT met'}`);
     console.log(`memory: RSS ${(rss0 / 2 ** 20).toFixed(1)} MiB before the sync rounds, ${(rss1 / 2 ** 20).toFixed(1)} MiB after ${rounds * syncN * 2} more round trips`);
-    await (await import('./node-handoff.js')).nodeHandoffBench();
+    if (process.env.BENCH_NODE !== '0') await (await import('./node-handoff.js')).nodeHandoffBench();
   } finally {
     rmSync(dir, { recursive: true, force: true });
     closeSync(devNull);
