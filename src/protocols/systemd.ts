@@ -12,13 +12,14 @@
  *   what systemd's manager reads, with the sender's pid/uid/gid from SCM_CREDENTIALS.
  */
 import { chmodSync, fstatSync, lstatSync, readSync, unlinkSync } from 'node:fs';
+import { once } from 'node:events';
 import net from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { encodeUnixAddress } from '../address.js';
 import { FdPassError, abortError, invalidArgType, invalidArgValue, outOfRange } from '../errors.js';
 import { Fd, pipe, type FdDescription } from '../fd.js';
 import { C, ETIMEDOUT, L, check, closeQuietly, fcntlInt, sys } from '../libc.js';
-import type { FdLike } from '../node.js';
+import { describeKind, toNetServer, type FdLike } from '../node.js';
 import { PidFd } from '../pidfd.js';
 import { Watcher } from '../poll.js';
 import { UnixSocket, adopt, connect, type SignalOptions } from '../socket.js';
@@ -129,42 +130,6 @@ function isStreamListener(desc: FdDescription): boolean {
   return desc.kind === 'socket' && s !== undefined && s.listening && s.type === 'stream' && (s.family === 'inet' || s.family === 'inet6' || s.family === 'unix');
 }
 
-function describeKind(desc: FdDescription): string {
-  const s = desc.socket;
-  if (!s) return desc.kind;
-  return `${s.listening ? 'listening' : 'non-listening'} ${s.family} ${s.type} socket`;
-}
-
-/**
- * Listen with a `net.Server` on a descriptor that is a listening TCP or Unix stream socket
- * (checked first: ERR_FDPASS_NOT_LISTENING otherwise, and the Fd stays yours). On success the
- * server owns the descriptor. Note: Node calls listen(2) again, with its default backlog (511)
- * unless you pass `backlog`.
- */
-export async function toNetServer(fd: Fd, server: net.Server = net.createServer(), backlog?: number): Promise<net.Server> {
-  if (!(fd instanceof Fd)) throw invalidArgType('fd', 'an Fd', fd);
-  if (!(server instanceof net.Server)) throw invalidArgType('server', 'a net.Server', server);
-  const desc = fd.describe();
-  if (!isStreamListener(desc)) {
-    throw new FdPassError('ERR_FDPASS_NOT_LISTENING', `fd ${fd.fd} is a ${describeKind(desc)}, not a listening TCP or Unix stream socket`);
-  }
-  const n = fd.release();
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error): void => {
-      server.off('listening', onListening);
-      reject(err);
-    };
-    const onListening = (): void => {
-      server.off('error', onError);
-      resolve();
-    };
-    server.once('error', onError);
-    server.once('listening', onListening);
-    server.listen(backlog === undefined ? { fd: n } : { fd: n, backlog });
-  });
-  return server;
-}
-
 export interface ActivatedServer {
   /** The descriptor's name (LISTEN_FDNAMES; FileDescriptorName= in the .socket unit). */
   name: string;
@@ -189,7 +154,7 @@ export async function listenServers(options?: ListenServersOptions): Promise<Act
   const problems: string[] = [];
   for (const f of fds) {
     const desc = f.describe();
-    if (!isStreamListener(desc)) problems.push(`fd ${f.fd} "${f.name}" is a ${describeKind(desc)}`);
+    if (!isStreamListener(desc)) problems.push(`fd ${f.fd} "${f.name}" is ${describeKind(desc)}`);
   }
   if (problems.length > 0) {
     for (const f of fds) f.close();
@@ -197,7 +162,11 @@ export async function listenServers(options?: ListenServersOptions): Promise<Act
   }
   const servers: ActivatedServer[] = [];
   try {
-    for (const f of fds) servers.push({ name: f.name, server: await toNetServer(f, createServer ? createServer(f.name) : net.createServer()) });
+    for (const f of fds) {
+      const server = toNetServer(f, createServer ? createServer(f.name) : net.createServer());
+      if (!server.listening) await once(server, 'listening');
+      servers.push({ name: f.name, server });
+    }
   } catch (err) {
     for (const s of servers) s.server.close();
     for (const f of fds) f.close();
