@@ -9,7 +9,7 @@ import { isatty } from 'node:tty';
 import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeFd, Fd, FdPassError, listen, platform, socketPair, type FdDescription } from '../src/index.js';
-import { expectNoFdLeak, fdCount, requirePeer } from './helpers.js';
+import { expectNoFdLeak, fdCount, requirePeer, tcpConnection } from './helpers.js';
 
 const O_CLOEXEC = 0o2000000; // Linux
 const libc = koffi.load(platform.libcName as string);
@@ -322,13 +322,7 @@ describe('describe()', () => {
 
   it('TCP sockets: family inet, local address/port, listening; accepted and client sides', async () => {
     await expectNoFdLeak(async () => {
-      const server = net.createServer();
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-      const port = (server.address() as net.AddressInfo).port;
-      const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
-      const client = net.connect(port, '127.0.0.1');
-      await new Promise<void>((r) => client.once('connect', r));
-      const conn = await accepted;
+      const { server, port, client, accepted: conn } = await tcpConnection();
       const fdOfHandle = (o: object): number => (o as { _handle: { fd: number } })._handle.fd;
       try {
         expect(describeFd(fdOfHandle(server))).toMatchObject({

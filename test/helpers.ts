@@ -1,6 +1,7 @@
 /** Shared test helpers: fd accounting, GC pressure, fixture children. */
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 
@@ -121,4 +122,15 @@ export async function rejection(p: Promise<unknown>): Promise<CaughtError> {
     return err as CaughtError;
   }
   throw new Error('expected the promise to reject');
+}
+
+/** A listening TCP server on 127.0.0.1 and one connection to it: the client and the accepted side. */
+export async function tcpConnection(): Promise<{ server: net.Server; port: number; client: net.Socket; accepted: net.Socket }> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  const connection = new Promise<net.Socket>((r) => server.once('connection', r));
+  const client = net.connect(port, '127.0.0.1');
+  await new Promise<void>((r) => client.once('connect', r));
+  return { server, port, client, accepted: await connection };
 }

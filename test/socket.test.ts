@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adopt, connectSync, Fd, FdPassError, listen, platform, socketPair, UnixSocket, type Message, type SocketType } from '../src/index.js';
-import { catchError, expectNoFdLeak, fdCount, rejection, repoRoot, spawnFixture } from './helpers.js';
+import { catchError, expectNoFdLeak, fdCount, rejection, repoRoot, spawnFixture, tcpConnection } from './helpers.js';
 
 const TYPES: SocketType[] = ['seqpacket', 'stream', 'dgram'];
 const O_CLOEXEC = 0o2000000; // Linux
@@ -205,13 +205,7 @@ describe('FdLike values', () => {
   it('accepts number, Fd, net.Socket, net.Server, dgram.Socket, FileHandle, ReadStream, { fd }, UnixSocket', async () => {
     await expectNoFdLeak(async () => {
       const [a, b] = socketPair();
-      const server = net.createServer();
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-      const port = (server.address() as net.AddressInfo).port;
-      const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
-      const client = net.connect(port, '127.0.0.1');
-      await new Promise<void>((r) => client.once('connect', r));
-      const serverSide = await accepted;
+      const { server, port, client, accepted: serverSide } = await tcpConnection();
       const udp = dgram.createSocket('udp4');
       await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
       const handle = await fs.promises.open(file, 'r');
@@ -1005,10 +999,7 @@ describe('adopt()', () => {
 
   it('refuses a TCP socket with ERR_FDPASS_NOT_UNIX_SOCKET (and leaves it open)', async () => {
     await expectNoFdLeak(async () => {
-      const server = net.createServer();
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-      const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-      await new Promise<void>((r) => client.once('connect', r));
+      const { server, client, accepted } = await tcpConnection();
       try {
         const tcpFd = (client as unknown as { _handle: { fd: number } })._handle.fd;
         for (const value of [tcpFd, Fd.dup(tcpFd)]) {
@@ -1024,6 +1015,7 @@ describe('adopt()', () => {
         expect(fs.fstatSync(tcpFd).isSocket()).toBe(true);
       } finally {
         client.destroy();
+        accepted.destroy();
         await new Promise<void>((r) => server.close(() => r()));
       }
     });
