@@ -86,3 +86,16 @@ export function invalidArgValue(name: string, reason: string): TypeError {
 export function outOfRange(name: string, range: string, actual: unknown): RangeError {
   return codedError(new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${String(actual)}`), 'ERR_OUT_OF_RANGE');
 }
+
+export function closedError(what: string): FdPassError {
+  return new FdPassError('ERR_FDPASS_CLOSED', `${what} is closed`);
+}
+
+export function busyError(op: string): FdPassError {
+  return new FdPassError('ERR_FDPASS_BUSY', `${op}Sync cannot run while async ${op} calls are pending on this socket (it would reorder them)`);
+}
+
+
+export function timeoutError(syscall: string): FdPassError {
+  return new FdPassError('ETIMEDOUT', `${syscall} ETIMEDOUT`, { syscall, errno: osConstants.errno.ETIMEDOUT });
+}

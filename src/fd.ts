@@ -3,7 +3,7 @@ import { readlinkSync, fstatSync, constants as fsConstants } from 'node:fs';
 import { isatty } from 'node:tty';
 import { FdPassError } from './errors.js';
 import { C, check, closeQuietly, fcntlInt, sys } from './libc.js';
-import { fdOf, type FdLike } from './node.js';
+import { fdOf, type FdLike } from './fdlike.js';
 import { describeSocket, type SocketDescription } from './sockopt.js';
 
 export type FdKind =

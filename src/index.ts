@@ -3,14 +3,15 @@
  * (SCM_RIGHTS), from Node.js, with no native addon.
  */
 export {
-  UnixSocket, socketPair, connect, connectSync, adopt,
+  UnixSocket,
   type Message, type Payload, type RecvOptions, type RecvSyncOptions, type SendSyncOptions, type SignalOptions,
-  type SocketType, type ConnectOptions, type AddressOptions,
+  type SocketType,
 } from './socket.js';
+export { socketPair, connect, connectSync, adopt, type ConnectOptions, type AddressOptions } from './connect.js';
 export { UnixServer, listen, adoptServer, type ListenOptions, type AdoptServerOptions } from './server.js';
 export { Fd, describeFd, pipe, type FdDescription, type FdKind } from './fd.js';
 export { FdPassError } from './errors.js';
-export { fdOf, type FdLike } from './node.js';
+export { fdOf, type FdLike } from './fdlike.js';
 export type { Credentials } from './cmsg.js';
 export type { SocketDescription, SocketFamily, SocketTypeName } from './sockopt.js';
 export { platform } from './libc.js';

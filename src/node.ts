@@ -1,8 +1,6 @@
 /**
  * Node objects <-> fds.
  *
- * - `fdOf`: everywhere fdpass takes an fd it takes an FdLike: a number, an Fd, or a Node
- *   object that owns a descriptor.
  * - `toNetSocket` / `toNetServer` / `toDgramSocket` / `toReadStream` / `toWriteStream`: turn a
  *   received descriptor into the Node object that fits it, after checking what it is.
  * - `prepareHandOff`: the `{ close: true }` option of `send`/`sendSync` (stop the sender's
@@ -16,59 +14,8 @@ import * as tty from 'node:tty';
 import { FdPassError, invalidArgType, invalidArgValue, outOfRange } from './errors.js';
 import { Fd, describeFd, dupCloexec, type FdDescription } from './fd.js';
 import { C, closeQuietly, lastErrno, lib } from './libc.js';
+import { dgramState, type FdLike, type UvStreamHandle } from './fdlike.js';
 import { getIntOption } from './sockopt.js';
-
-/** Anything that owns a descriptor: `net.Socket`, `net.Server`, `dgram.Socket`, `FileHandle`, fs streams, `Fd`, `UnixSocket`. */
-export type FdLike = number | { readonly fd: number | null | undefined } | object;
-
-interface HandleOwner {
-  _handle?: { fd?: number } | null;
-}
-
-/** libuv's handle as Node's net.Socket / dgram.Socket hold it (internal, read defensively). */
-interface UvStreamHandle {
-  fd?: number;
-  reading?: boolean;
-  readStart?(): number;
-  readStop?(): number;
-  recvStart?(): number;
-  recvStop?(): number;
-}
-
-/** dgram.Socket keeps its handle under a symbol-keyed state object. */
-function dgramState(obj: object): { handle?: UvStreamHandle | null; receiving?: boolean } | undefined {
-  for (const sym of Object.getOwnPropertySymbols(obj)) {
-    const state = (obj as Record<symbol, unknown>)[sym] as { handle?: UvStreamHandle } | undefined;
-    if (state && typeof state === 'object' && state.handle && typeof state.handle.fd === 'number') return state;
-  }
-  return undefined;
-}
-
-function dgramHandleFd(obj: object): number | undefined {
-  return dgramState(obj)?.handle?.fd;
-}
-
-/** The descriptor number an FdLike stands for. Throws TypeError/RangeError, never touches the fd. */
-export function fdOf(value: FdLike, name = 'fd'): number {
-  let fd: unknown;
-  if (typeof value === 'number') fd = value;
-  else if (value !== null && typeof value === 'object') {
-    if ('fd' in value) fd = (value as { fd: unknown }).fd;
-    // dgram.Socket first: its `_handle` getter is deprecated (DEP0112) and warns when read.
-    else if (value instanceof dgram.Socket) fd = dgramHandleFd(value);
-    else if ('_handle' in value) fd = (value as HandleOwner)._handle?.fd;
-    else fd = dgramHandleFd(value);
-    if (typeof fd !== 'number') {
-      throw invalidArgType(name, 'an fd number or an object that owns an open descriptor (net.Socket, net.Server, dgram.Socket, FileHandle, Fd)', value);
-    }
-  } else {
-    throw invalidArgType(name, 'an fd number or an object that owns an open descriptor', value);
-  }
-  if (!Number.isInteger(fd) || (fd as number) < 0 || (fd as number) > 0x7fffffff) {
-    throw outOfRange(name, 'an open descriptor (an integer >= 0)', fd);
-  }
-  return fd as number;
-}
 
 // ---------------------------------------------------------------------------------------------
 // fd -> Node object

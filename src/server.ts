@@ -3,16 +3,15 @@ import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { encodeUnixAddress, type UnixAddress } from './address.js';
 import { admit, checkAuthorize, type Authorize } from './authorize.js';
-import { FdPassError, abortError, invalidArgValue } from './errors.js';
+import { FdPassError, abortError, busyError, closedError, invalidArgValue, timeoutError } from './errors.js';
 import { Fd } from './fd.js';
 import { C, EADDRINUSE, EAGAIN, ECONNABORTED, ECONNREFUSED, EINTR, ENOENT, L, check, closeQuietly, lastErrno, sys } from './libc.js';
 import { POLLIN, Watcher, waitSync } from './poll.js';
 import { describeSocket, getIntOption } from './sockopt.js';
-import {
-  AGAIN, UnixSocket, WaitQueue, busyError, checkSignal, closedError, integerOption, newSocketFd, newWaiter,
-  ownedFdNumber, setNonBlocking, socketTypes, timeoutError, toAddress, unixDomainOf,
-  type AddressOptions, type SignalOptions, type SocketType, type Waiter,
-} from './socket.js';
+import { checkSignal, integerOption, type SignalOptions } from './args.js';
+import { newSocketFd, ownedFdNumber, setNonBlocking, socketTypes, toAddress, unixDomainOf, type AddressOptions } from './connect.js';
+import { UnixSocket, type SocketType } from './socket.js';
+import { AGAIN, WaitQueue, newWaiter, type Waiter } from './wait-queue.js';
 
 export interface ListenOptions extends AddressOptions {
   /** Default 'seqpacket' (message boundaries); use 'stream' for peers that expect SOCK_STREAM. */

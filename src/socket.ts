@@ -1,18 +1,21 @@
-/** UnixSocket: sendmsg/recvmsg with SCM_RIGHTS, sync and async; socketPair, connect, adopt. */
-import { constants as osConstants } from 'node:os';
-import { encodeUnixAddress, type UnixAddress } from './address.js';
+/** UnixSocket: sendmsg/recvmsg with SCM_RIGHTS, sync and async. */
+import { checkSignal, integerOption, NO_FDS, toCredentials, toFdNumbers, toPayload, type Payload, type SignalOptions } from './args.js';
 import { parseControl, type Credentials, type ParsedControl } from './cmsg.js';
-import { FdPassError, abortError, errnoName, errnoNumber, invalidArgType, invalidArgValue, outOfRange } from './errors.js';
-import { Fd, dupCloexec } from './fd.js';
-import { C, EAGAIN, ECONNREFUSED, EINTR, EPROTOTYPE, ETIMEDOUT, L, check, closeQuietly, fcntlInt, lastErrno, sys } from './libc.js';
+import { FdPassError, abortError, busyError, closedError, invalidArgValue, timeoutError } from './errors.js';
+import { Fd } from './fd.js';
+import type { FdLike } from './fdlike.js';
+import { C, EAGAIN, EINTR, L, check, closeQuietly, lastErrno, sys } from './libc.js';
 import { RecvBuffers, SendBuffers } from './msghdr.js';
-import { fdOf, prepareHandOff, type FdLike, type HandOff } from './node.js';
+import { prepareHandOff, type HandOff } from './node.js';
 import { POLLIN, POLLOUT, Watcher, waitSync } from './poll.js';
 import { peerPidFdOf, type PidFd } from './pidfd.js';
-import { getIntOption, peerCredentials, setIntOption, socketTypeName } from './sockopt.js';
+import { SendOp, dupAll, partialSendError, sendError, settleHandOff } from './send-op.js';
+import { peerCredentials, setIntOption } from './sockopt.js';
+import { AGAIN, WaitQueue, newWaiter, type Waiter } from './wait-queue.js';
+
+export type { Payload, SignalOptions } from './args.js';
 
 export type SocketType = 'stream' | 'seqpacket' | 'dgram';
-export type Payload = string | Uint8Array | null | undefined;
 
 export interface Message {
   /** The bytes received. An empty payload sent by fdpass (or most C/Go/Perl peers) arrives as one NUL byte. */
@@ -35,11 +38,6 @@ export interface RecvOptions {
 export interface RecvSyncOptions extends RecvOptions {
   /** Give up with ETIMEDOUT after this long; default waits forever. */
   timeoutMs?: number;
-}
-
-export interface SignalOptions {
-  /** Cancels a waiting operation with an AbortError; the socket stays usable. */
-  signal?: AbortSignal;
 }
 
 /**
@@ -76,296 +74,19 @@ const SEND_FLAGS = C.MSG_NOSIGNAL | C.MSG_DONTWAIT;
 const RECV_FLAGS = C.MSG_CMSG_CLOEXEC | C.MSG_DONTWAIT;
 const DEFAULT_MAX_BYTES = 65536;
 const MAX_MAX_BYTES = 1 << 30;
-const NUL_BYTE = Buffer.alloc(1);
-const NO_FDS: number[] = [];
-export const AGAIN = Symbol('EAGAIN');
-
-export const socketTypes: Record<SocketType, number> = { stream: C.SOCK_STREAM, seqpacket: C.SOCK_SEQPACKET, dgram: C.SOCK_DGRAM };
 
 // One set of msghdr buffers per thread: every syscall fills and reads them synchronously.
 let sendBuffers: SendBuffers | undefined;
 let recvBuffers: RecvBuffers | undefined;
 
-function socketTypeOf(type: unknown, name = 'type'): number {
-  const n = socketTypes[type as SocketType];
-  if (n === undefined) throw invalidArgValue(name, `must be 'stream', 'seqpacket' or 'dgram'. Received ${String(type)}`);
-  return n;
-}
-
-function toPayload(data: Payload): Buffer {
-  if (data === undefined || data === null) return NUL_BYTE;
-  if (typeof data === 'string') return data.length === 0 ? NUL_BYTE : Buffer.from(data, 'utf8');
-  if (data instanceof Uint8Array) {
-    if (data.length === 0) return NUL_BYTE;
-    return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  }
-  throw invalidArgType('data', 'a string, Buffer or Uint8Array', data);
-}
-
-function toFdNumbers(fds: readonly FdLike[] | undefined | null): number[] {
-  if (fds === undefined || fds === null) return NO_FDS;
-  if (!Array.isArray(fds)) throw invalidArgType('fds', 'an array of fds', fds);
-  if (fds.length > C.SCM_MAX_FD) {
-    throw outOfRange('fds.length', `at most ${C.SCM_MAX_FD} (the kernel's SCM_MAX_FD: the most fds one message can carry)`, fds.length);
-  }
-  const out = new Array<number>(fds.length);
-  for (let i = 0; i < fds.length; i++) {
-    const f = fds[i];
-    out[i] = typeof f === 'number' && f >= 0 && Number.isInteger(f) ? f : f instanceof Fd ? f.fd : fdOf(f, `fds[${i}]`);
-  }
-  return out;
-}
-
-function toCredentials(value: unknown): Credentials | undefined {
-  if (value === undefined) return undefined;
-  if (value === null || typeof value !== 'object') throw invalidArgType('options.credentials', 'an object { pid, uid, gid }', value);
-  const c = value as Credentials;
-  return {
-    pid: requiredInteger(c.pid, 'options.credentials.pid', 0x7fffffff),
-    uid: requiredInteger(c.uid, 'options.credentials.uid', 0xfffffffe),
-    gid: requiredInteger(c.gid, 'options.credentials.gid', 0xfffffffe),
-  };
-}
-
-function requiredInteger(value: unknown, name: string, max: number): number {
-  if (typeof value !== 'number') throw invalidArgType(name, 'an integer', value);
-  return integerOption(value, name, 0, max, 0);
-}
-
-export function integerOption(value: unknown, name: string, min: number, max: number, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw outOfRange(name, `an integer from ${min} to ${max}`, value);
-  }
-  return value;
-}
-
-export function checkSignal(options: SignalOptions | undefined): AbortSignal | undefined {
-  const signal = options?.signal;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an AbortSignal', signal);
-  return signal;
-}
-
-export function closedError(what: string): FdPassError {
-  return new FdPassError('ERR_FDPASS_CLOSED', `${what} is closed`);
-}
-
-export function busyError(op: string): FdPassError {
-  return new FdPassError('ERR_FDPASS_BUSY', `${op}Sync cannot run while async ${op} calls are pending on this socket (it would reorder them)`);
-}
-
-const { EPERM, EMSGSIZE } = osConstants.errno;
-const ETOOMANYREFS = errnoNumber('ETOOMANYREFS');
-
-/** A failed sendmsg, with the cause spelled out for the errors a hostile or busy peer provokes. */
-function sendError(errno: number, op: SendOp): FdPassError {
-  const code = errnoName(errno);
-  let hint: string | undefined;
-  if (errno === EPERM && op.credentials !== undefined) {
-    const { pid, uid, gid } = op.credentials;
-    hint = `the kernel refused the SCM_CREDENTIALS claim { pid: ${pid}, uid: ${uid}, gid: ${gid} }: without privilege a process may claim only its own pid, uid and gid`;
-  } else if (errno === ETOOMANYREFS) {
-    hint = 'too many descriptors in flight: this user has more fds sent but not yet received than its RLIMIT_NOFILE allows (the peer is not reading)';
-  } else if (errno === EMSGSIZE) {
-    hint = `a ${op.data.length}-byte ${op.fds.length ? 'message' : 'payload'} does not fit in the socket's send buffer (SO_SNDBUF); use a stream socket or smaller messages`;
-  }
-  if (hint === undefined) return FdPassError.fromErrno('sendmsg', errno);
-  return new FdPassError(code, `sendmsg ${code}: ${hint}`, { errno, syscall: 'sendmsg' });
-}
-
-function partialSendError(written: number, total: number): FdPassError {
-  return new FdPassError(
-    'ERR_FDPASS_PARTIAL_SEND',
-    `an earlier send was cancelled after ${written} of its ${total} bytes had been written: the stream now ends mid-message, so this socket cannot send any more (receiving still works); close it`,
-  );
-}
-
-export function timeoutError(syscall: string): FdPassError {
-  return new FdPassError('ETIMEDOUT', `${syscall} ETIMEDOUT`, { syscall, errno: ETIMEDOUT });
-}
-
-export interface Waiter<T> {
-  resolve(value: T): void;
-  reject(err: unknown): void;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-}
-
 /** One message to send; the same shape for sync and async calls (one hidden class on the hot path). */
-class SendOp implements Waiter<number> {
-  offset = 0;
-  /** The fds (and at least one byte) are in the kernel: never send them again. */
-  started = false;
-  /** `fds` are duplicates this op made when it had to wait, closed when it leaves the queue. */
-  ownsFds = false;
-  resolve: (value: number) => void = noop;
-  reject: (err: unknown) => void = noop;
-  onAbort: (() => void) | undefined = undefined;
-  constructor(
-    readonly data: Buffer,
-    public fds: number[],
-    readonly signal: AbortSignal | undefined,
-    /** SCM_CREDENTIALS to claim with every part of this message, when asked for. */
-    readonly credentials: Credentials | undefined,
-  ) {}
-}
 
 interface RecvOp extends Waiter<Message | null> {
   maxBytes: number;
   maxFds: number;
 }
 
-export interface WaitQueueHooks<Op, R> {
-  /** A stream send cancelled after part of it was written: the socket cannot send any more. */
-  onPartialAbort?(op: Op): void;
-  /** The op is about to wait in the queue (it could not complete at once). May throw: the op fails. */
-  onQueue?(op: Op): void;
-  /** A queued op left the queue (done, failed, aborted or flushed). */
-  onLeave?(op: Op): void;
-  /** A result produced for an op that was settled meanwhile (user code ran inside `attempt`). */
-  onOrphan?(result: R): void;
-}
-
-/**
- * A queue of operations waiting for readiness, served strictly in order. `attempt` runs the
- * syscall for the head: it returns AGAIN (wait for the next readiness event) or a result.
- */
-export class WaitQueue<Op extends Waiter<R>, R> {
-  readonly ops: Op[] = [];
-  constructor(
-    readonly attempt: (op: Op) => R | typeof AGAIN,
-    readonly onChange: () => void,
-    readonly hooks: WaitQueueHooks<Op, R> = {},
-  ) {}
-
-  get waiting(): boolean {
-    return this.ops.length > 0;
-  }
-
-  /** Try the head now (only when nothing is queued, to keep order); queue the rest. */
-  submit(op: Op): Promise<R> {
-    const promise = new Promise<R>((resolve, reject) => {
-      op.resolve = resolve;
-      op.reject = reject;
-    });
-    if (this.ops.length === 0) {
-      let result: R | typeof AGAIN;
-      try {
-        result = this.attempt(op);
-      } catch (err) {
-        op.reject(err);
-        return promise;
-      }
-      if (result !== AGAIN) {
-        op.resolve(result);
-        return promise;
-      }
-    }
-    try {
-      this.hooks.onQueue?.(op);
-    } catch (err) {
-      op.reject(err);
-      return promise;
-    }
-    if (op.signal) {
-      const signal = op.signal;
-      op.onAbort = () => this.abort(op, signal);
-      signal.addEventListener('abort', op.onAbort, { once: true });
-    }
-    this.ops.push(op);
-    try {
-      this.onChange();
-    } catch (err) {
-      // Could not start waiting (e.g. the fd is already watched elsewhere): fail this op.
-      this.finish(op);
-      op.reject(err);
-    }
-    return promise;
-  }
-
-  /** Serve queued operations until one would block. */
-  drain(): void {
-    while (this.ops.length > 0) {
-      const op = this.ops[0];
-      let result: R | typeof AGAIN;
-      try {
-        result = this.attempt(op);
-      } catch (err) {
-        if (this.ops[0] !== op) continue; // settled meanwhile (aborted, or closed)
-        this.finish(op);
-        op.reject(err);
-        continue;
-      }
-      if (this.ops[0] !== op) {
-        // User code inside attempt (authorize) aborted this op or closed the queue's owner.
-        if (result !== AGAIN) this.hooks.onOrphan?.(result);
-        continue;
-      }
-      if (result === AGAIN) break;
-      this.finish(op);
-      op.resolve(result);
-    }
-    this.onChange();
-  }
-
-  /** Settle everything still queued (on close). */
-  flush(settle: (op: Op) => void): void {
-    for (const op of this.ops.splice(0)) {
-      this.left(op);
-      settle(op);
-    }
-  }
-
-  /** Remove `op` (by identity: user code may have changed the queue meanwhile). */
-  private finish(op: Op): void {
-    const i = this.ops.indexOf(op);
-    if (i >= 0) this.ops.splice(i, 1);
-    this.left(op);
-  }
-
-  private left(op: Op): void {
-    if (op.onAbort) op.signal?.removeEventListener('abort', op.onAbort);
-    this.hooks.onLeave?.(op);
-  }
-
-  private abort(op: Op, signal: AbortSignal): void {
-    if (!this.ops.includes(op)) return;
-    this.finish(op);
-    const err = abortError(signal);
-    if (op instanceof SendOp && op.started) {
-      // Part of a stream message is in the kernel and cannot be taken back. Waiting for a peer
-      // that may never read would make the signal useless: cancel, and stop this socket sending.
-      Object.assign(err, { bytesWritten: op.offset });
-      err.message += ` after ${op.offset} of ${op.data.length} bytes were written (the socket can no longer send)`;
-      this.hooks.onPartialAbort?.(op);
-    }
-    op.reject(err);
-    this.onChange();
-  }
-}
-
 /** A send failed: if its fds already went (a stream send failed part-way), they are gone. */
-function settleHandOff(handOff: HandOff, fdsSent: boolean): void {
-  if (fdsSent) handOff.commit();
-  else handOff.rollback();
-}
-
-/** close-on-exec duplicates of `fds`; on failure closes the ones made and throws. */
-function dupAll(fds: readonly number[]): number[] {
-  const out: number[] = [];
-  try {
-    for (const fd of fds) out.push(dupCloexec(fd));
-  } catch (err) {
-    for (const fd of out) closeQuietly(fd);
-    throw err;
-  }
-  return out;
-}
-
-export function newWaiter<T>(signal: AbortSignal | undefined): Waiter<T> {
-  return { resolve: noop, reject: noop, signal, onAbort: undefined };
-}
-function noop(): void {}
 
 /**
  * A connected Unix domain socket that carries data and descriptors.
@@ -390,7 +111,14 @@ export class UnixSocket {
       (op) => (this.#trySend(op) ? op.data.length : AGAIN),
       () => this.#updateInterest(),
       {
-        onPartialAbort: (op) => this.#breakSending(op),
+        onAbort: (op, err) => {
+          if (!op.started) return;
+          // Part of a stream message is in the kernel and cannot be taken back. Waiting for a peer
+          // that may never read would make the signal useless: cancel, and stop this socket sending.
+          Object.assign(err, { bytesWritten: op.offset });
+          err.message += ` after ${op.offset} of ${op.data.length} bytes were written (the socket can no longer send)`;
+          this.#breakSending(op);
+        },
         // A waiting send holds its own duplicates: the caller may close (and the number be
         // reused for another file) before the message goes, and the peer must still get the
         // file that was passed.
@@ -677,134 +405,4 @@ export class UnixSocket {
     if (control?.credentials) message.credentials = control.credentials;
     return message;
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Creating sockets
-
-export function newSocketFd(type: number, extraFlags = 0): number {
-  return check('socket', sys.socket(C.AF_UNIX, type | C.SOCK_CLOEXEC | extraFlags, 0) as number);
-}
-
-/** A connected pair of sockets (socketpair(2)); 'seqpacket' keeps message boundaries. */
-export function socketPair(type: SocketType = 'seqpacket'): [UnixSocket, UnixSocket] {
-  const pair = Buffer.alloc(8);
-  check('socketpair', sys.socketpair(C.AF_UNIX, socketTypeOf(type) | C.SOCK_CLOEXEC, 0, pair) as number);
-  return [new UnixSocket(pair.readInt32LE(0), type), new UnixSocket(pair.readInt32LE(4), type)];
-}
-
-export interface AddressOptions {
-  /** A filesystem path for the socket. */
-  path?: string;
-  /** A Linux abstract name instead of a path (no file is created). */
-  abstract?: string;
-}
-
-export interface ConnectOptions extends AddressOptions {
-  /** The server's socket type. Default: try 'seqpacket', then 'stream', then 'dgram'. */
-  type?: SocketType;
-}
-
-export function toAddress(target: string | AddressOptions, what: string): UnixAddress & { label: string } {
-  if (typeof target === 'string') return { path: target, label: target };
-  if (target === null || typeof target !== 'object') throw invalidArgType(what, 'a path string or an options object', target);
-  if (target.abstract !== undefined) {
-    if (typeof target.abstract !== 'string') throw invalidArgType(`${what}.abstract`, 'a string', target.abstract);
-    if (target.path !== undefined) throw invalidArgValue(what, 'must have either path or abstract, not both');
-    return { abstract: target.abstract, label: `@${target.abstract}` };
-  }
-  if (typeof target.path !== 'string') throw invalidArgType(`${what}.path`, 'a string', target.path);
-  return { path: target.path, label: target.path };
-}
-
-const CONNECT_ORDER: SocketType[] = ['seqpacket', 'stream', 'dgram'];
-
-function connectFd(target: string | ConnectOptions, nonBlocking: boolean): UnixSocket {
-  const address = toAddress(target, 'target');
-  const type = typeof target === 'object' ? target.type : undefined;
-  if (type !== undefined) socketTypeOf(type, 'target.type');
-  const types = type === undefined ? CONNECT_ORDER : [type];
-  const { sockaddr, length } = encodeUnixAddress(address, L.sockaddr_un, C);
-  let lastError: FdPassError | undefined;
-  for (const t of types) {
-    const fd = newSocketFd(socketTypes[t], nonBlocking ? C.SOCK_NONBLOCK : 0);
-    let ret: number;
-    do ret = sys.connect(fd, sockaddr, length) as number;
-    while (ret < 0 && lastErrno() === EINTR);
-    if (ret === 0) {
-      try {
-        if (nonBlocking) setNonBlocking(fd, false);
-      } catch (err) {
-        closeQuietly(fd);
-        throw err;
-      }
-      return new UnixSocket(fd, t);
-    }
-    const errno = lastErrno();
-    closeQuietly(fd);
-    lastError = FdPassError.fromErrno('connect', errno, address.label);
-    // A path is one socket whatever its type (EPROTOTYPE on a mismatch); abstract names are
-    // looked up per type, so a mismatch there reads as ECONNREFUSED.
-    if (errno !== EPROTOTYPE && !(errno === ECONNREFUSED && address.abstract !== undefined)) break;
-  }
-  throw lastError!;
-}
-
-export function setNonBlocking(fd: number, on: boolean): void {
-  const flags = fcntlInt('fcntl', fd, C.F_GETFL);
-  fcntlInt('fcntl', fd, C.F_SETFL, on ? flags | C.O_NONBLOCK : flags & ~C.O_NONBLOCK);
-}
-
-/** Connect to a listening Unix socket, blocking until the server's backlog has room. */
-export function connectSync(target: string | ConnectOptions): UnixSocket {
-  return connectFd(target, false);
-}
-
-/**
- * Connect without blocking the event loop. Unix-socket connects complete at once; a full
- * backlog fails with EAGAIN (as Node's own net.connect does for Unix paths).
- */
-export async function connect(target: string | ConnectOptions): Promise<UnixSocket> {
-  return connectFd(target, true);
-}
-
-/**
- * Wrap an inherited or received AF_UNIX socket descriptor (e.g. fd 3 from a parent), taking
- * ownership of it. Its type is read from the kernel (SO_TYPE).
- */
-/** SO_DOMAIN, with "not a socket at all" reported as fdpass's own not-a-Unix-socket error. */
-export function unixDomainOf(n: number): number {
-  try {
-    return getIntOption(n, C.SO_DOMAIN);
-  } catch (err) {
-    if ((err as FdPassError).code === 'ENOTSOCK') throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not a socket`);
-    throw err;
-  }
-}
-
-/**
- * The number of a descriptor to take ownership of: a number or an Fd only. A Node object
- * (net.Socket, …) would end up with two owners and two libuv watchers on one fd.
- */
-export function ownedFdNumber(fd: number | Fd): number {
-  if (fd instanceof Fd) return fd.fd;
-  if (typeof fd !== 'number') throw invalidArgType('fd', 'an fd number or an Fd (for a Node object, pass Fd.dup(obj))', fd);
-  return fdOf(fd);
-}
-
-export function adopt(fd: number | Fd): UnixSocket {
-  const n = ownedFdNumber(fd);
-  const domain = unixDomainOf(n);
-  if (domain !== C.AF_UNIX) {
-    throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not an AF_UNIX socket (SO_DOMAIN ${domain})`);
-  }
-  if (getIntOption(n, C.SO_ACCEPTCONN)) {
-    throw new FdPassError('ERR_FDPASS_NOT_CONNECTED', `fd ${n} is a listening socket: use adoptServer()`);
-  }
-  const type = socketTypeName(getIntOption(n, C.SO_TYPE));
-  if (type !== 'stream' && type !== 'seqpacket' && type !== 'dgram') {
-    throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} has unsupported socket type ${type}`);
-  }
-  if (fd instanceof Fd) fd.release();
-  return new UnixSocket(n, type);
 }

@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { FdPassError, invalidArgType, invalidArgValue, outOfRange } from './errors.js';
 import { Fd, describeFd } from './fd.js';
 import { describeKind } from './node.js';
-import { adopt, socketPair, type SocketType, type UnixSocket } from './socket.js';
+import { adopt, socketPair } from './connect.js';
+import type { SocketType, UnixSocket } from './socket.js';
 
 /** The environment variable that tells a child which descriptor is its socket. */
 export const FDPASS_FD_ENV = 'FDPASS_FD';

@@ -15,7 +15,7 @@
 import { FdPassError, invalidArgType, outOfRange } from '../errors.js';
 import type { Fd } from '../fd.js';
 import { C } from '../libc.js';
-import type { FdLike } from '../node.js';
+import type { FdLike } from '../fdlike.js';
 import { UnixSocket, type SignalOptions } from '../socket.js';
 
 export interface HandleOptions extends SignalOptions {

@@ -19,10 +19,13 @@ import { encodeUnixAddress } from '../address.js';
 import { FdPassError, abortError, invalidArgType, invalidArgValue, outOfRange } from '../errors.js';
 import { Fd, pipe, type FdDescription } from '../fd.js';
 import { C, ETIMEDOUT, L, check, closeQuietly, fcntlInt, sys } from '../libc.js';
-import { describeKind, toNetServer, type FdLike } from '../node.js';
+import type { FdLike } from '../fdlike.js';
+import { describeKind, toNetServer } from '../node.js';
 import { PidFd } from '../pidfd.js';
 import { Watcher } from '../poll.js';
-import { UnixSocket, adopt, connect, type SignalOptions } from '../socket.js';
+import type { SignalOptions } from '../args.js';
+import { adopt, connect } from '../connect.js';
+import { UnixSocket } from '../socket.js';
 
 /** The first passed descriptor (SD_LISTEN_FDS_START). */
 export const LISTEN_FDS_START = 3;

@@ -1,0 +1,145 @@
+/** Making UnixSockets: socketPair, connect/connectSync, adopt; addresses and socket types. */
+import { encodeUnixAddress, type UnixAddress } from './address.js';
+import { FdPassError, invalidArgType, invalidArgValue } from './errors.js';
+import { Fd } from './fd.js';
+import { fdOf } from './fdlike.js';
+import { C, ECONNREFUSED, EINTR, EPROTOTYPE, L, check, closeQuietly, fcntlInt, lastErrno, sys } from './libc.js';
+import { UnixSocket, type SocketType } from './socket.js';
+import { getIntOption, socketTypeName } from './sockopt.js';
+
+export const socketTypes: Record<SocketType, number> = { stream: C.SOCK_STREAM, seqpacket: C.SOCK_SEQPACKET, dgram: C.SOCK_DGRAM };
+
+export function socketTypeOf(type: unknown, name = 'type'): number {
+  const n = socketTypes[type as SocketType];
+  if (n === undefined) throw invalidArgValue(name, `must be 'stream', 'seqpacket' or 'dgram'. Received ${String(type)}`);
+  return n;
+}
+
+
+export function newSocketFd(type: number, extraFlags = 0): number {
+  return check('socket', sys.socket(C.AF_UNIX, type | C.SOCK_CLOEXEC | extraFlags, 0) as number);
+}
+
+/** A connected pair of sockets (socketpair(2)); 'seqpacket' keeps message boundaries. */
+export function socketPair(type: SocketType = 'seqpacket'): [UnixSocket, UnixSocket] {
+  const pair = Buffer.alloc(8);
+  check('socketpair', sys.socketpair(C.AF_UNIX, socketTypeOf(type) | C.SOCK_CLOEXEC, 0, pair) as number);
+  return [new UnixSocket(pair.readInt32LE(0), type), new UnixSocket(pair.readInt32LE(4), type)];
+}
+
+export interface AddressOptions {
+  /** A filesystem path for the socket. */
+  path?: string;
+  /** A Linux abstract name instead of a path (no file is created). */
+  abstract?: string;
+}
+
+export interface ConnectOptions extends AddressOptions {
+  /** The server's socket type. Default: try 'seqpacket', then 'stream', then 'dgram'. */
+  type?: SocketType;
+}
+
+export function toAddress(target: string | AddressOptions, what: string): UnixAddress & { label: string } {
+  if (typeof target === 'string') return { path: target, label: target };
+  if (target === null || typeof target !== 'object') throw invalidArgType(what, 'a path string or an options object', target);
+  if (target.abstract !== undefined) {
+    if (typeof target.abstract !== 'string') throw invalidArgType(`${what}.abstract`, 'a string', target.abstract);
+    if (target.path !== undefined) throw invalidArgValue(what, 'must have either path or abstract, not both');
+    return { abstract: target.abstract, label: `@${target.abstract}` };
+  }
+  if (typeof target.path !== 'string') throw invalidArgType(`${what}.path`, 'a string', target.path);
+  return { path: target.path, label: target.path };
+}
+
+const CONNECT_ORDER: SocketType[] = ['seqpacket', 'stream', 'dgram'];
+
+function connectFd(target: string | ConnectOptions, nonBlocking: boolean): UnixSocket {
+  const address = toAddress(target, 'target');
+  const type = typeof target === 'object' ? target.type : undefined;
+  if (type !== undefined) socketTypeOf(type, 'target.type');
+  const types = type === undefined ? CONNECT_ORDER : [type];
+  const { sockaddr, length } = encodeUnixAddress(address, L.sockaddr_un, C);
+  let lastError: FdPassError | undefined;
+  for (const t of types) {
+    const fd = newSocketFd(socketTypes[t], nonBlocking ? C.SOCK_NONBLOCK : 0);
+    let ret: number;
+    do ret = sys.connect(fd, sockaddr, length) as number;
+    while (ret < 0 && lastErrno() === EINTR);
+    if (ret === 0) {
+      try {
+        if (nonBlocking) setNonBlocking(fd, false);
+      } catch (err) {
+        closeQuietly(fd);
+        throw err;
+      }
+      return new UnixSocket(fd, t);
+    }
+    const errno = lastErrno();
+    closeQuietly(fd);
+    lastError = FdPassError.fromErrno('connect', errno, address.label);
+    // A path is one socket whatever its type (EPROTOTYPE on a mismatch); abstract names are
+    // looked up per type, so a mismatch there reads as ECONNREFUSED.
+    if (errno !== EPROTOTYPE && !(errno === ECONNREFUSED && address.abstract !== undefined)) break;
+  }
+  throw lastError!;
+}
+
+export function setNonBlocking(fd: number, on: boolean): void {
+  const flags = fcntlInt('fcntl', fd, C.F_GETFL);
+  fcntlInt('fcntl', fd, C.F_SETFL, on ? flags | C.O_NONBLOCK : flags & ~C.O_NONBLOCK);
+}
+
+/** Connect to a listening Unix socket, blocking until the server's backlog has room. */
+export function connectSync(target: string | ConnectOptions): UnixSocket {
+  return connectFd(target, false);
+}
+
+/**
+ * Connect without blocking the event loop. Unix-socket connects complete at once; a full
+ * backlog fails with EAGAIN (as Node's own net.connect does for Unix paths).
+ */
+export async function connect(target: string | ConnectOptions): Promise<UnixSocket> {
+  return connectFd(target, true);
+}
+
+/** SO_DOMAIN, with "not a socket at all" reported as fdpass's own not-a-Unix-socket error. */
+export function unixDomainOf(n: number): number {
+  try {
+    return getIntOption(n, C.SO_DOMAIN);
+  } catch (err) {
+    if ((err as FdPassError).code === 'ENOTSOCK') throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not a socket`);
+    throw err;
+  }
+}
+
+/**
+ * The number of a descriptor to take ownership of: a number or an Fd only. A Node object
+ * (net.Socket, …) would end up with two owners and two libuv watchers on one fd.
+ */
+export function ownedFdNumber(fd: number | Fd): number {
+  if (fd instanceof Fd) return fd.fd;
+  if (typeof fd !== 'number') throw invalidArgType('fd', 'an fd number or an Fd (for a Node object, pass Fd.dup(obj))', fd);
+  return fdOf(fd);
+}
+
+/**
+ * Wrap an inherited or received AF_UNIX socket descriptor (e.g. fd 3 from a parent), taking
+ * ownership of it. Its type is read from the kernel (SO_TYPE).
+ */
+export function adopt(fd: number | Fd): UnixSocket {
+  const n = ownedFdNumber(fd);
+  const domain = unixDomainOf(n);
+  if (domain !== C.AF_UNIX) {
+    throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not an AF_UNIX socket (SO_DOMAIN ${domain})`);
+  }
+  if (getIntOption(n, C.SO_ACCEPTCONN)) {
+    throw new FdPassError('ERR_FDPASS_NOT_CONNECTED', `fd ${n} is a listening socket: use adoptServer()`);
+  }
+  const type = socketTypeName(getIntOption(n, C.SO_TYPE));
+  if (type !== 'stream' && type !== 'seqpacket' && type !== 'dgram') {
+    throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} has unsupported socket type ${type}`);
+  }
+  if (fd instanceof Fd) fd.release();
+  return new UnixSocket(n, type);
+}
+

@@ -1,0 +1,69 @@
+/** One message to send (sync or async), and what a failed or cut-off send reports. */
+import { constants as osConstants } from 'node:os';
+import type { Credentials } from './cmsg.js';
+import { FdPassError, errnoName, errnoNumber } from './errors.js';
+import { dupCloexec } from './fd.js';
+import { closeQuietly } from './libc.js';
+import type { HandOff } from './node.js';
+import { noop, type Waiter } from './wait-queue.js';
+
+const { EPERM, EMSGSIZE } = osConstants.errno;
+const ETOOMANYREFS = errnoNumber('ETOOMANYREFS');
+
+/** A failed sendmsg, with the cause spelled out for the errors a hostile or busy peer provokes. */
+export function sendError(errno: number, op: SendOp): FdPassError {
+  const code = errnoName(errno);
+  let hint: string | undefined;
+  if (errno === EPERM && op.credentials !== undefined) {
+    const { pid, uid, gid } = op.credentials;
+    hint = `the kernel refused the SCM_CREDENTIALS claim { pid: ${pid}, uid: ${uid}, gid: ${gid} }: without privilege a process may claim only its own pid, uid and gid`;
+  } else if (errno === ETOOMANYREFS) {
+    hint = 'too many descriptors in flight: this user has more fds sent but not yet received than its RLIMIT_NOFILE allows (the peer is not reading)';
+  } else if (errno === EMSGSIZE) {
+    hint = `a ${op.data.length}-byte ${op.fds.length ? 'message' : 'payload'} does not fit in the socket's send buffer (SO_SNDBUF); use a stream socket or smaller messages`;
+  }
+  if (hint === undefined) return FdPassError.fromErrno('sendmsg', errno);
+  return new FdPassError(code, `sendmsg ${code}: ${hint}`, { errno, syscall: 'sendmsg' });
+}
+
+export function partialSendError(written: number, total: number): FdPassError {
+  return new FdPassError(
+    'ERR_FDPASS_PARTIAL_SEND',
+    `an earlier send was cancelled after ${written} of its ${total} bytes had been written: the stream now ends mid-message, so this socket cannot send any more (receiving still works); close it`,
+  );
+}
+
+export class SendOp implements Waiter<number> {
+  offset = 0;
+  /** The fds (and at least one byte) are in the kernel: never send them again. */
+  started = false;
+  /** `fds` are duplicates this op made when it had to wait, closed when it leaves the queue. */
+  ownsFds = false;
+  resolve: (value: number) => void = noop;
+  reject: (err: unknown) => void = noop;
+  onAbort: (() => void) | undefined = undefined;
+  constructor(
+    readonly data: Buffer,
+    public fds: number[],
+    readonly signal: AbortSignal | undefined,
+    /** SCM_CREDENTIALS to claim with every part of this message, when asked for. */
+    readonly credentials: Credentials | undefined,
+  ) {}
+}
+
+export function settleHandOff(handOff: HandOff, fdsSent: boolean): void {
+  if (fdsSent) handOff.commit();
+  else handOff.rollback();
+}
+
+/** close-on-exec duplicates of `fds`; on failure closes the ones made and throws. */
+export function dupAll(fds: readonly number[]): number[] {
+  const out: number[] = [];
+  try {
+    for (const fd of fds) out.push(dupCloexec(fd));
+  } catch (err) {
+    for (const fd of out) closeQuietly(fd);
+    throw err;
+  }
+  return out;
+}

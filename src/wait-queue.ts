@@ -1,0 +1,145 @@
+/**
+ * Operations waiting for readiness, served strictly in order: shared by UnixSocket (sends and
+ * receives), UnixServer (accepts) and the protocol helpers.
+ */
+import { abortError } from './errors.js';
+
+/** What an attempt returns when the syscall would block (EAGAIN). */
+export const AGAIN = Symbol('EAGAIN');
+
+export interface Waiter<T> {
+  resolve(value: T): void;
+  reject(err: unknown): void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+
+export interface WaitQueueHooks<Op, R> {
+  /** The op was aborted by its signal; `err` (an AbortError) may be annotated before it is thrown. */
+  onAbort?(op: Op, err: Error): void;
+  /** The op is about to wait in the queue (it could not complete at once). May throw: the op fails. */
+  onQueue?(op: Op): void;
+  /** A queued op left the queue (done, failed, aborted or flushed). */
+  onLeave?(op: Op): void;
+  /** A result produced for an op that was settled meanwhile (user code ran inside `attempt`). */
+  onOrphan?(result: R): void;
+}
+
+/**
+ * A queue of operations waiting for readiness, served strictly in order. `attempt` runs the
+ * syscall for the head: it returns AGAIN (wait for the next readiness event) or a result.
+ */
+export class WaitQueue<Op extends Waiter<R>, R> {
+  readonly ops: Op[] = [];
+  constructor(
+    readonly attempt: (op: Op) => R | typeof AGAIN,
+    readonly onChange: () => void,
+    readonly hooks: WaitQueueHooks<Op, R> = {},
+  ) {}
+
+  get waiting(): boolean {
+    return this.ops.length > 0;
+  }
+
+  /** Try the head now (only when nothing is queued, to keep order); queue the rest. */
+  submit(op: Op): Promise<R> {
+    const promise = new Promise<R>((resolve, reject) => {
+      op.resolve = resolve;
+      op.reject = reject;
+    });
+    if (this.ops.length === 0) {
+      let result: R | typeof AGAIN;
+      try {
+        result = this.attempt(op);
+      } catch (err) {
+        op.reject(err);
+        return promise;
+      }
+      if (result !== AGAIN) {
+        op.resolve(result);
+        return promise;
+      }
+    }
+    try {
+      this.hooks.onQueue?.(op);
+    } catch (err) {
+      op.reject(err);
+      return promise;
+    }
+    if (op.signal) {
+      const signal = op.signal;
+      op.onAbort = () => this.abort(op, signal);
+      signal.addEventListener('abort', op.onAbort, { once: true });
+    }
+    this.ops.push(op);
+    try {
+      this.onChange();
+    } catch (err) {
+      // Could not start waiting (e.g. the fd is already watched elsewhere): fail this op.
+      this.finish(op);
+      op.reject(err);
+    }
+    return promise;
+  }
+
+  /** Serve queued operations until one would block. */
+  drain(): void {
+    while (this.ops.length > 0) {
+      const op = this.ops[0];
+      let result: R | typeof AGAIN;
+      try {
+        result = this.attempt(op);
+      } catch (err) {
+        if (this.ops[0] !== op) continue; // settled meanwhile (aborted, or closed)
+        this.finish(op);
+        op.reject(err);
+        continue;
+      }
+      if (this.ops[0] !== op) {
+        // User code inside attempt (authorize) aborted this op or closed the queue's owner.
+        if (result !== AGAIN) this.hooks.onOrphan?.(result);
+        continue;
+      }
+      if (result === AGAIN) break;
+      this.finish(op);
+      op.resolve(result);
+    }
+    this.onChange();
+  }
+
+  /** Settle everything still queued (on close). */
+  flush(settle: (op: Op) => void): void {
+    for (const op of this.ops.splice(0)) {
+      this.left(op);
+      settle(op);
+    }
+  }
+
+  /** Remove `op` (by identity: user code may have changed the queue meanwhile). */
+  private finish(op: Op): void {
+    const i = this.ops.indexOf(op);
+    if (i >= 0) this.ops.splice(i, 1);
+    this.left(op);
+  }
+
+  private left(op: Op): void {
+    if (op.onAbort) op.signal?.removeEventListener('abort', op.onAbort);
+    this.hooks.onLeave?.(op);
+  }
+
+  private abort(op: Op, signal: AbortSignal): void {
+    if (!this.ops.includes(op)) return;
+    this.finish(op);
+    const err = abortError(signal);
+    this.hooks.onAbort?.(op, err);
+    op.reject(err);
+    this.onChange();
+  }
+}
+
+
+export function newWaiter<T>(signal: AbortSignal | undefined): Waiter<T> {
+  return { resolve: noop, reject: noop, signal, onAbort: undefined };
+}
+export function noop(): void {}
