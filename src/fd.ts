@@ -1,10 +1,10 @@
 /** Fd: ownership of one descriptor — closed exactly once, explicitly or by `using`. */
-import { readlinkSync, fstatSync, constants as fsConstants } from 'node:fs';
-import { isatty } from 'node:tty';
+import { readlinkSync, constants as fsConstants } from 'node:fs';
 import { FdPassError } from './errors.js';
 import { C, check, closeQuietly, fcntlInt, sys } from './libc.js';
 import { fdOf, type FdLike } from './fdlike.js';
 import { describeSocket, type SocketDescription } from './sockopt.js';
+import { fdStat, isTerminal } from './stat.js';
 
 export type FdKind =
   | 'file' | 'directory' | 'pipe' | 'fifo' | 'socket' | 'tty' | 'char' | 'block' | 'symlink'
@@ -50,20 +50,16 @@ function openFlagNames(flags: number): string[] {
 }
 
 function kindOf(fd: number, target: string): { kind: FdKind; size?: number } {
-  let st;
-  try {
-    st = fstatSync(fd);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'EBADF';
-    throw new FdPassError(code, `fstat ${code}`, { syscall: 'fstat', errno: -((err as NodeJS.ErrnoException).errno ?? 0) });
+  const st = fdStat(fd);
+  switch (st.type) {
+    case 'file': return { kind: target.startsWith('/memfd:') ? 'memfd' : 'file', size: st.size };
+    case 'directory': return { kind: 'directory' };
+    case 'fifo': return { kind: target.startsWith('pipe:') ? 'pipe' : 'fifo' };
+    case 'socket': return { kind: 'socket' };
+    case 'char': return { kind: isTerminal(fd) ? 'tty' : 'char' };
+    case 'block': return { kind: 'block' };
+    case 'symlink': return { kind: 'symlink' };
   }
-  if (st.isFile()) return { kind: target.startsWith('/memfd:') ? 'memfd' : 'file', size: st.size };
-  if (st.isDirectory()) return { kind: 'directory' };
-  if (st.isFIFO()) return { kind: target.startsWith('pipe:') ? 'pipe' : 'fifo' };
-  if (st.isSocket()) return { kind: 'socket' };
-  if (st.isCharacterDevice()) return { kind: isatty(fd) ? 'tty' : 'char' };
-  if (st.isBlockDevice()) return { kind: 'block' };
-  if (st.isSymbolicLink()) return { kind: 'symlink' };
   const anon = /^(?:anon_inode:)?\[?([a-z_]+)\]?/.exec(target);
   if (anon && target.includes(':')) return { kind: anonKinds[anon[1]] ?? (target.startsWith('anon_inode:') ? 'anon_inode' : 'unknown') };
   return { kind: 'unknown' };
