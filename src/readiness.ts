@@ -17,7 +17,7 @@
  *   watched descriptor plus a wake-up pipe (Bun, whose uv compatibility lacks uv_poll).
  */
 import { FdPassError } from './errors.js';
-import { pipe } from './fd.js';
+import { Fd, pipe } from './fd.js';
 import { C, L, fcntlInt, koffi, lib, sys } from './libc.js';
 
 export interface ReadinessSink {
@@ -38,6 +38,8 @@ export interface Registration {
 export interface Backend {
   readonly name: 'uv' | 'thread';
   register(fd: number, sink: ReadinessSink, referenced: boolean): Registration;
+  /** Descriptors the backend itself holds open right now (for fd accounting in tests). */
+  descriptors(): number[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,6 +195,7 @@ function uvBackend(rearmAfterEvent: boolean): Backend {
         },
       };
     },
+    descriptors: () => [],
   };
 }
 
@@ -209,38 +212,79 @@ interface ThreadEntry {
 
 type AsyncPoll = { async(fds: Buffer, nfds: number, timeout: number, cb: (err: unknown, ret: number) => void): void };
 
+/** How often descriptors that only unref()'d objects wait on are checked (see below). */
+const UNREF_TICK_MS = 10;
+
 function threadBackend(): Backend {
   const poll = sys.poll as unknown as AsyncPoll;
   const read = lib.func('intptr_t read(int fd, void *buf, uintptr_t count)');
   const write = lib.func('intptr_t write(int fd, void *buf, uintptr_t count)');
   const entries = new Set<ThreadEntry>();
   // The wake-up pipe: a byte written to it makes the poll in flight return, to pick up changes.
-  // Both ends live as long as the thread (the backend is never torn down).
-  const [wakeReadFd, wakeWriteFd] = pipe();
-  const wakeRead = wakeReadFd.release();
-  const wakeWrite = wakeWriteFd.release();
-  for (const fd of [wakeRead, wakeWrite]) fcntlInt('fcntl', fd, C.F_SETFL, fcntlInt('fcntl', fd, C.F_GETFL) | C.O_NONBLOCK);
+  // It exists only while a poll may be in flight, so an idle thread (or an exiting worker) holds
+  // no descriptors.
+  let wake: { read: Fd; write: Fd } | null = null;
   const one = Buffer.from([1]);
   const drainBuf = Buffer.alloc(64);
   let inFlight: { fds: Buffer; watched: ThreadEntry[] } | null = null;
   let woken = false;
   let restartScheduled = false;
+  let tick: NodeJS.Timeout | null = null;
 
   const wanted = (e: ThreadEntry): boolean => e.readable || e.writable;
 
-  function start(): void {
-    if (inFlight) return;
-    const watched = [...entries].filter(wanted);
-    if (watched.length === 0) return;
+  /** A pollfd array: `first` (the wake-up pipe) if given, then every watched entry. */
+  function pollSet(watched: ThreadEntry[], first: number | null): Buffer {
     const size = L.pollfd.size;
-    const fds = Buffer.alloc(size * (watched.length + 1));
-    fds.writeInt32LE(wakeRead, L.pollfd.fd);
-    fds.writeInt16LE(C.POLLIN, L.pollfd.events);
+    const offset = first === null ? 0 : 1;
+    const fds = Buffer.alloc(size * (watched.length + offset));
+    if (first !== null) {
+      fds.writeInt32LE(first, L.pollfd.fd);
+      fds.writeInt16LE(C.POLLIN, L.pollfd.events);
+    }
     watched.forEach((e, i) => {
-      const at = size * (i + 1);
+      const at = size * (i + offset);
       fds.writeInt32LE(e.fd, at + L.pollfd.fd);
       fds.writeInt16LE((e.readable ? C.POLLIN : 0) | (e.writable ? C.POLLOUT : 0), at + L.pollfd.events);
     });
+    return fds;
+  }
+
+  /** Hand what poll(2) reported to the waiters (entries closed meanwhile are skipped). */
+  function report(fds: Buffer, watched: ThreadEntry[], offset: number): void {
+    watched.forEach((e, i) => {
+      const revents = fds.readInt16LE(L.pollfd.size * (i + offset) + L.pollfd.revents);
+      if (revents === 0 || !entries.has(e)) return;
+      // POLLERR/POLLHUP/POLLNVAL: let every waiter retry and see the real result.
+      const failed = (revents & (C.POLLERR | C.POLLHUP | POLLNVAL)) !== 0;
+      enqueue(e.pending, e.readable && (failed || (revents & C.POLLIN) !== 0), e.writable && (failed || (revents & C.POLLOUT) !== 0));
+    });
+  }
+
+  function closeWake(): void {
+    wake?.read.close();
+    wake?.write.close();
+    wake = null;
+  }
+
+  function start(): void {
+    if (inFlight || tick) return;
+    const watched = [...entries].filter(wanted);
+    if (!watched.some((e) => e.referenced)) {
+      closeWake();
+      // Only unref()'d objects wait: a poll in flight would keep the process alive (koffi's
+      // async call is a libuv work request, which cannot be unref'd), so check them from an
+      // unref'd timer instead, with a poll that does not block.
+      if (watched.length > 0) tick = setTimeout(checkUnreferenced, UNREF_TICK_MS).unref();
+      return;
+    }
+    if (wake === null) {
+      const [r, w] = pipe();
+      wake = { read: r, write: w };
+      for (const end of [r, w]) fcntlInt('fcntl', end.fd, C.F_SETFL, fcntlInt('fcntl', end.fd, C.F_GETFL) | C.O_NONBLOCK);
+    }
+    const wakeRead = wake.read.fd;
+    const fds = pollSet(watched, wakeRead);
     // `fds` stays referenced from `inFlight` until the call returns: the thread writes into it.
     const call = (inFlight = { fds, watched });
     poll.async(fds, watched.length + 1, -1, (err) => {
@@ -249,19 +293,21 @@ function threadBackend(): Backend {
         woken = false;
         while ((read(wakeRead, drainBuf, drainBuf.length) as number) > 0);
       }
-      if (!err) {
-        call.watched.forEach((e, i) => {
-          const revents = call.fds.readInt16LE(size * (i + 1) + L.pollfd.revents);
-          if (revents === 0 || !entries.has(e)) return;
-          // POLLERR/POLLHUP/POLLNVAL: let every waiter retry and see the real result.
-          const failed = (revents & (C.POLLERR | C.POLLHUP | POLLNVAL)) !== 0;
-          enqueue(e.pending, e.readable && (failed || (revents & C.POLLIN) !== 0), e.writable && (failed || (revents & C.POLLOUT) !== 0));
-        });
-      }
+      if (!err) report(call.fds, call.watched, 1);
       // Poll again only after the events were handled: poll(2) is level-triggered, and a
       // descriptor nobody has read yet would wake it at once, in a loop.
       scheduleRestart();
     });
+  }
+
+  function checkUnreferenced(): void {
+    tick = null;
+    const watched = [...entries].filter(wanted);
+    if (watched.length > 0) {
+      const fds = pollSet(watched, null);
+      if ((sys.poll(fds, watched.length, 0) as number) > 0) report(fds, watched, 0);
+    }
+    scheduleRestart();
   }
 
   function scheduleRestart(): void {
@@ -273,14 +319,20 @@ function threadBackend(): Backend {
     });
   }
 
-  /** The set of watched events changed: wake the poll in flight (it restarts), or start one. */
+  /** What is watched changed: wake the poll in flight (it restarts), or start anew. */
   function changed(): void {
     if (inFlight) {
       if (!woken) {
         woken = true;
-        write(wakeWrite, one, 1);
+        write(wake!.write.fd, one, 1);
       }
-    } else scheduleRestart();
+      return;
+    }
+    if (tick) {
+      clearTimeout(tick);
+      tick = null;
+    }
+    scheduleRestart();
   }
 
   return {
@@ -295,13 +347,15 @@ function threadBackend(): Backend {
           e.writable = w;
           changed();
         },
-        // A poll in flight keeps the process alive whatever its descriptors' ref state (koffi's
-        // async call is a libuv work request); see docs/runtimes.md.
         ref() {
+          if (e.referenced) return;
           e.referenced = true;
+          if (wanted(e)) changed();
         },
         unref() {
+          if (!e.referenced) return;
           e.referenced = false;
+          if (wanted(e)) changed();
         },
         close() {
           e.readable = e.writable = false;
@@ -312,6 +366,9 @@ function threadBackend(): Backend {
           if (inFlight?.watched.includes(e)) changed();
         },
       };
+    },
+    descriptors() {
+      return wake === null ? [] : [wake.read.fd, wake.write.fd];
     },
   };
 }
@@ -335,6 +392,11 @@ export function detectBackend(): { name: BackendName; rearmAfterEvent: boolean }
 }
 
 let backend: Backend | undefined;
+
+/** Descriptors the readiness machinery of this thread holds (not the caller's, not a leak). */
+export function readinessDescriptors(): number[] {
+  return backend?.descriptors() ?? [];
+}
 
 /** The backend for this thread, made on first use (importing fdpass starts nothing). */
 export function readinessBackend(): Backend {

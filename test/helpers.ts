@@ -4,13 +4,20 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
+import { readinessDescriptors } from '../src/readiness.js';
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
-/** This process's open descriptors (numbers), excluding the one readdir itself used. */
+/**
+ * This process's open descriptors (numbers), excluding the one readdir itself used and the ones
+ * fdpass's readiness backend holds for itself (the 'thread' backend's wake-up pipe, which opens
+ * and closes with activity, a few event-loop turns after it).
+ */
 export function openFds(): number[] {
+  const own = new Set(readinessDescriptors());
   const fds = readdirSync('/proc/self/fd').map(Number);
   return fds.filter((fd) => {
+    if (own.has(fd)) return false;
     try {
       readlinkSync(`/proc/self/fd/${fd}`);
       return true;

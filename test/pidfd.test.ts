@@ -296,9 +296,15 @@ describe('sendSignal and exit', () => {
         using pidfd = PidFd.fromChild(s.child);
         const timersBefore = countTimers();
         const exited = pidfd.exited;
+        // While it waits, nothing polls: no timer and no repeating immediate (a backend may use
+        // one immediate to start watching, so look a turn later).
+        await new Promise((r) => setTimeout(r, 10));
         expect(countTimers()).toBe(timersBefore);
         s.child.stdin!.end(); // it exits on its own when stdin ends
         expect(await exited).toEqual({ code: 7, signal: null });
+        // Nothing left behind either: fdpass hands each readiness event over in one setImmediate,
+        // which may still be counted while the continuation it resolved runs; a turn later it is gone.
+        await new Promise((r) => setTimeout(r, 10));
         expect(countTimers()).toBe(timersBefore);
       } finally {
         await stop(s);
