@@ -3,7 +3,8 @@
  * message in flight. With the sync API both sides block in the kernel; with the async API every
  * message is one readiness event, delivered through the event loop (src/readiness.ts), on each
  * side. Half the difference per round trip is the cost of one wake-up over a blocking receive.
- * Run alone: `npx tsx bench/wakeup.ts` (BENCH_WAKEUP_N, default 20000).
+ * Run alone: `npx tsx bench/wakeup.ts` (BENCH_WAKEUP_N, default 20000); `FDPASS_POLL=thread` for
+ * the backend Bun uses, or under Bun itself: `bun bench/wakeup.ts`.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +16,9 @@ const child = fileURLToPath(new URL('./wakeup-child.ts', import.meta.url));
 /** ns per round trip, the child echoing with `mode` and this side using the same API. */
 async function pingPong(mode: 'sync' | 'async', count: number): Promise<number> {
   const [ours, theirs] = socketPair('seqpacket');
-  const proc = spawn(process.execPath, ['--import', 'tsx', child, mode], { stdio: ['ignore', 'inherit', 'inherit', theirs.fd] });
+  // Bun runs TypeScript itself; Node needs tsx's loader.
+  const loader = process.versions.bun === undefined ? ['--import', 'tsx'] : [];
+  const proc = spawn(process.execPath, [...loader, child, mode], { stdio: ['ignore', 'inherit', 'inherit', theirs.fd] });
   theirs.close();
   const byte = Buffer.from('x');
   // Warm-up round trips (child startup, JIT) are not timed.
@@ -56,7 +59,8 @@ export async function wakeupBench(rounds: number): Promise<void> {
   console.log('|-------------------------------------------------|----------------|');
   console.log(`| sendSync/recvSync on both sides (blocking)      | ${s.toFixed(0).padStart(11)} ns |`);
   console.log(`| send()/await recv() on both sides (event loop)  | ${a.toFixed(0).padStart(11)} ns |`);
-  console.log(`wake-up cost: ${((a - s) / 2).toFixed(0)} ns per readiness event over a blocking receive (medians of ${rounds})`);
+  const runtime = process.versions.bun === undefined ? `node ${process.version}` : `bun ${process.versions.bun}`;
+  console.log(`wake-up cost: ${((a - s) / 2).toFixed(0)} ns per readiness event over a blocking receive (${runtime}, medians of ${rounds})`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await wakeupBench(Number(process.env.BENCH_ROUNDS ?? 3));

@@ -80,8 +80,11 @@ function deliverAll(): void {
       const p = batch[i];
       const { readable, writable } = p;
       p.readable = p.writable = p.queued = false;
-      p.sink.deliver(readable, writable);
-      p.after?.();
+      try {
+        p.sink.deliver(readable, writable);
+      } finally {
+        p.after?.();
+      }
     }
   } finally {
     // A throwing sink must not strand the rest: they go out on the next turn.
