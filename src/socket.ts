@@ -86,6 +86,18 @@ interface RecvOp extends Waiter<Message | null> {
   maxFds: number;
 }
 
+/**
+ * Non-blocking steps for wrappers that run their own readiness on a UnixSocket they own (the
+ * usocket-compatible stream, src/usocket/): not exported from the package.
+ */
+export interface SocketSteps {
+  /** sendmsg as much of `op` as the kernel takes now: true once all of it went, false on EAGAIN. */
+  send(socket: UnixSocket, op: SendOp): boolean;
+  /** One recvmsg: a message, null at end of stream, AGAIN when nothing is queued. */
+  recv(socket: UnixSocket, maxBytes: number, maxFds: number): Message | null | typeof AGAIN;
+}
+export let socketSteps: SocketSteps;
+
 /** A send failed: if its fds already went (a stream send failed part-way), they are gone. */
 
 /**
@@ -101,6 +113,10 @@ export class UnixSocket {
   readonly #recvs: WaitQueue<RecvOp, Message | null>;
   /** Set once a stream send was cut off mid-message: every later send fails with it. */
   #sendBroken: FdPassError | null = null;
+
+  static {
+    socketSteps = { send: (s, op) => s.#trySend(op), recv: (s, maxBytes, maxFds) => s.#tryRecv(maxBytes, maxFds) };
+  }
 
   /** Wrap a connected AF_UNIX socket descriptor and take ownership of it. Prefer `adopt()`. */
   constructor(fd: number, type: SocketType) {

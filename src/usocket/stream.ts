@@ -1,0 +1,510 @@
+/**
+ * USocket: a Duplex stream over a connected Unix stream socket whose bytes carry fds, with the
+ * API of the `usocket` npm package (1.x) and no native addon. Built on UnixSocket's non-blocking
+ * sendmsg/recvmsg steps and one Watcher for readiness.
+ */
+import { Duplex } from 'node:stream';
+import { NO_FDS, toFdNumbers } from '../args.js';
+import { adopt, connect as connectSocket, type ConnectOptions } from '../connect.js';
+import { FdPassError, invalidArgType, outOfRange } from '../errors.js';
+import type { FdLike } from '../fdlike.js';
+import { C, closeQuietly } from '../libc.js';
+import { Watcher } from '../poll.js';
+import { SendOp } from '../send-op.js';
+import { socketSteps, type UnixSocket } from '../socket.js';
+import { AGAIN } from '../wait-queue.js';
+import { FdQueue } from './fd-queue.js';
+
+/** Bytes asked of each recvmsg (net.Socket reads 64 KiB at a time too). */
+const READ_BYTES = 65536;
+/** recvmsg calls per readiness event before other callbacks get a turn (libuv reads 32 times). */
+const READS_PER_TURN = 32;
+
+export interface USocketOptions {
+  /** Path of the server to connect to; a leading NUL byte (`'\0name'`) means a Linux abstract name. */
+  path?: string;
+  /** A connected Unix stream socket to take over (this stream closes it). */
+  fd?: number;
+  /** Keep the writable side open after the peer ended (default true, as in usocket). */
+  allowHalfOpen?: boolean;
+}
+
+/** What `read(size, count)` returns: the bytes (null when none were asked for or none are buffered) and the fds. */
+export interface ReadWithFds {
+  data: Buffer | null;
+  /** Received descriptors, close-on-exec, owned by the caller from now on. */
+  fds: number[];
+}
+
+/** `write({ data, fds, callback })`: bytes and the fds that ride with them. */
+export interface WriteRequest {
+  data?: Buffer | Uint8Array | string;
+  fds?: readonly FdLike[];
+  /**
+   * Runs (with this request object) once all of the bytes, and so the fds, are in the kernel: the
+   * fds may be closed from then on, not before.
+   */
+  callback?: (request: WriteRequest) => void;
+}
+
+type Done = (err?: Error | null) => void;
+
+interface ChunkMeta {
+  fds: number[];
+  request: WriteRequest | null;
+}
+
+interface PendingWrite {
+  op: SendOp;
+  /** Requests whose callbacks run when `op` has all gone (fds-only writes carried into it, and its own). */
+  requests: WriteRequest[];
+  done: Done;
+}
+
+type State = 'new' | 'connecting' | 'connected' | 'closed';
+
+function destroyedError(): Error {
+  return Object.assign(new Error('Cannot call write after a stream was destroyed'), { code: 'ERR_STREAM_DESTROYED' });
+}
+
+/** A Node-style error thrown from user code inside a readiness callback must not vanish. */
+function rethrow(err: unknown): void {
+  process.nextTick(() => {
+    throw err;
+  });
+}
+
+function toData(value: unknown): Buffer {
+  if (value === undefined || value === null) return Buffer.alloc(0);
+  if (typeof value === 'string') return Buffer.from(value, 'utf8');
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  throw invalidArgType('data', 'a Buffer, Uint8Array or string', value);
+}
+
+function checkCount(value: unknown, name: string): void {
+  if (value === null || value === undefined) return;
+  if (typeof value !== 'number') throw invalidArgType(name, 'a non-negative integer or null', value);
+  if (!Number.isInteger(value) || value < 0) throw outOfRange(name, 'a non-negative integer', value);
+}
+
+let attachAccepted: (stream: USocket, socket: UnixSocket) => void;
+
+/**
+ * A Duplex stream on a Unix stream socket that carries fds with its bytes (`usocket`'s USocket).
+ * Reading: the usual Readable API, plus `read(size, count)` → `{ data, fds }`. Writing: bytes,
+ * an array of fds, or `{ data, fds, callback }`.
+ */
+export class USocket extends Duplex {
+  /** The socket's descriptor once connected (as in usocket). */
+  fd: number | undefined;
+  #state: State = 'new';
+  #socket: UnixSocket | null = null;
+  #watcher: Watcher | null = null;
+  #referenced = true;
+  readonly #fds = new FdQueue();
+  /** Bytes pushed into the Readable so far: with `readableLength`, where reading stands in the stream. */
+  #pushed = 0;
+  /** The Readable asked for data (`_read`) and has not had enough yet. */
+  #readRequested = false;
+  #eof = false;
+  readonly #meta = new WeakMap<Buffer, ChunkMeta>();
+  #pending: PendingWrite | null = null;
+  /** `#pending` hit EAGAIN: wait for writability. */
+  #waitingWritable = false;
+  /** fds written without bytes: they go with the first byte of the next write (a stream cannot send them alone). */
+  #carriedFds: number[] = [];
+  #carriedRequests: WriteRequest[] = [];
+  /** `_final` waiting for the connection. */
+  #finalDone: Done | null = null;
+
+  static {
+    attachAccepted = (stream, socket) => stream.#attach(socket);
+  }
+
+  /**
+   * `new USocket()`, `new USocket(path)`, `new USocket({ path | fd, allowHalfOpen }, onConnected)`:
+   * with a path or fd it connects at once.
+   */
+  constructor(options?: string | USocketOptions | null, onConnected?: () => void) {
+    const opts: USocketOptions = options !== null && typeof options === 'object' ? options : { path: options ?? undefined };
+    super({ allowHalfOpen: opts.allowHalfOpen ?? true });
+    if (opts.fd !== undefined || opts.path !== undefined) this.connect(opts, onConnected);
+  }
+
+  /**
+   * Connect to `path` (`'\0name'` for an abstract name), or take over `{ fd }`. Emits
+   * 'connected' (and calls `onConnected`) once connected, or 'error' then 'close'.
+   */
+  connect(target: string | USocketOptions, onConnected?: () => void): this {
+    if (this.#state !== 'new') throw new FdPassError('ERR_SOCKET_CONNECTED', 'connect on already connected USocket');
+    const opts: USocketOptions = typeof target === 'string' ? { path: target } : target;
+    if (opts === null || typeof opts !== 'object') throw invalidArgType('options', 'a path string or an object { path } or { fd }', target);
+    if (typeof opts.fd !== 'number' && typeof opts.path !== 'string') {
+      throw invalidArgType('options.path', 'a string (or options.fd a number)', opts.path);
+    }
+    if (onConnected !== undefined) {
+      if (typeof onConnected !== 'function') throw invalidArgType('callback', 'a function', onConnected);
+      this.once('connected', onConnected);
+    }
+    this.#state = 'connecting';
+    if (typeof opts.fd === 'number') {
+      let socket: UnixSocket;
+      try {
+        socket = adopt(opts.fd);
+        if (socket.type !== 'stream') {
+          socket.release();
+          throw new FdPassError('ERR_FDPASS_WRONG_KIND', `fd ${opts.fd} is a ${socket.type} socket; USocket needs a stream socket`);
+        }
+      } catch (err) {
+        if (err instanceof TypeError || err instanceof RangeError) throw err;
+        process.nextTick(() => this.destroy(err as Error));
+        return this;
+      }
+      this.#attach(socket);
+      process.nextTick(() => this.#connected());
+      return this;
+    }
+    const path = opts.path!;
+    const address: ConnectOptions = path.startsWith('\0') ? { abstract: path.slice(1), type: 'stream' } : { path, type: 'stream' };
+    // Errors (a refused connection, a path too long for sockaddr_un) arrive as 'error', as in usocket.
+    connectSocket(address).then(
+      (socket) => process.nextTick(() => {
+        if (this.destroyed) return socket.close();
+        this.#attach(socket);
+        this.#connected();
+      }),
+      (err: Error) => process.nextTick(() => this.destroy(err)),
+    );
+    return this;
+  }
+
+  /** Let this stream's pending reads and writes keep the process alive (the default). */
+  ref(): this {
+    this.#referenced = true;
+    this.#watcher?.ref();
+    return this;
+  }
+
+  /** This stream no longer keeps the process alive by itself. */
+  unref(): this {
+    this.#referenced = false;
+    this.#watcher?.unref();
+    return this;
+  }
+
+  /**
+   * `read([size])` is the Readable's. `read(size, count)` returns `{ data, fds }`, or null while
+   * `size` bytes or `count` fds are not there yet (nothing is taken then). `size` null: all
+   * buffered bytes. `count` null: the fds that arrived with the bytes read so far (those that
+   * came with later bytes stay queued); `count` 0: none.
+   */
+  // The Readable's own signature is read(size?: number): any.
+  override read(size?: number | null, count?: number | null): any {
+    if (this.#readRequested) this.#updateInterest(); // a 'readable' listener may have been added after pause()
+    if (count === undefined) return super.read(size as number);
+    if (size !== null && size !== undefined) checkCount(size, 'size');
+    checkCount(count, 'count');
+    if (this.destroyed) return null;
+    const queue = this.#fds;
+    if (count !== null && queue.length < count) {
+      // Keep the Readable going (more bytes may bring the fds; at the end, 'end' must still come).
+      if (this.#eof || this.readableLength < this.readableHighWaterMark) super.read(0);
+      return null;
+    }
+    const data = super.read(size as number) as Buffer | null;
+    if (size && data === null) return null;
+    const fds = queue.take(count ?? queue.countBefore(this.#consumed()));
+    const result: ReadWithFds = { data, fds };
+    return result;
+  }
+
+  /**
+   * `unshift(buffer[, fds])`: put bytes back, and fds in front of the queue (as arriving with
+   * the first byte put back). `unshift(chunk, encoding)` is the Readable's.
+   */
+  override unshift(chunk: any, fdsOrEncoding?: readonly FdLike[] | BufferEncoding): void {
+    if (!Array.isArray(fdsOrEncoding)) return super.unshift(chunk, fdsOrEncoding as BufferEncoding | undefined);
+    const fds = toFdNumbers(fdsOrEncoding);
+    if (chunk) super.unshift(chunk);
+    if (this.destroyed) {
+      // Handed back to a stream that can no longer give them out.
+      for (const fd of fds) closeQuietly(fd);
+      return;
+    }
+    this.#fds.unshift(fds, this.#consumed());
+  }
+
+  /**
+   * `write(buffer | string[, encoding][, cb])`, `write(arrayOfFds[, cb])`, or
+   * `write({ data, fds, callback }[, cb])`. Returns false when the caller should wait for
+   * 'drain'. Passed fds must stay open until the write's callback has run.
+   */
+  override write(chunk: any, encoding?: BufferEncoding | Done, cb?: Done): boolean {
+    if (typeof encoding === 'function') {
+      cb = encoding;
+      encoding = undefined;
+    }
+    if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) return super.write(chunk, encoding as BufferEncoding, cb);
+    return super.write(this.#carrier(chunk), cb);
+  }
+
+  /** `end()`, with any chunk `write` takes; the socket is shut down for writing once all is sent. */
+  override end(chunk?: any, encoding?: any, cb?: any): this {
+    if (typeof chunk === 'function') {
+      cb = chunk;
+      chunk = undefined;
+    } else if (typeof encoding === 'function') {
+      cb = encoding;
+      encoding = undefined;
+    }
+    if (chunk !== undefined && chunk !== null && typeof chunk !== 'string' && !Buffer.isBuffer(chunk)) chunk = this.#carrier(chunk);
+    super.end(chunk, encoding, cb);
+    // Read on, so the peer's end of stream is seen and the stream can close (as usocket does).
+    if (this.#state === 'connecting' || this.#state === 'connected') this.read(0);
+    return this;
+  }
+
+  override pause(): this {
+    super.pause();
+    this.#updateInterest();
+    return this;
+  }
+
+  override resume(): this {
+    super.resume();
+    this.#updateInterest();
+    return this;
+  }
+
+  override _read(): void {
+    this.#readRequested = true;
+    if (this.#socket !== null) this.#readSome();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: Done): void {
+    const meta = this.#meta.get(chunk);
+    let fds = NO_FDS;
+    let requests: WriteRequest[] = [];
+    if (meta !== undefined) {
+      this.#meta.delete(chunk);
+      fds = meta.fds;
+      if (meta.request?.callback) requests.push(meta.request);
+    }
+    if (chunk.length === 0) {
+      // Linux drops fds sent with no byte on a stream: they ride with the next bytes written.
+      if (fds.length > 0) {
+        for (const fd of fds) this.#carriedFds.push(fd);
+        for (const r of requests) this.#carriedRequests.push(r);
+      } else for (const r of requests) r.callback!(r);
+      done();
+      return;
+    }
+    if (this.#carriedFds.length > 0) {
+      fds = [...this.#carriedFds, ...fds];
+      requests = [...this.#carriedRequests, ...requests];
+      this.#carriedFds = [];
+      this.#carriedRequests = [];
+      if (fds.length > C.SCM_MAX_FD) {
+        done(outOfRange('fds.length', `at most ${C.SCM_MAX_FD} fds with one write, counting fds written before it without bytes`, fds.length));
+        return;
+      }
+    }
+    this.#pending = { op: new SendOp(chunk, fds, undefined, undefined), requests, done };
+    if (this.#socket !== null) this.#continueWrite();
+    else if (this.#state !== 'connecting') {
+      this.#pending = null;
+      done(new FdPassError('ERR_FDPASS_NOT_CONNECTED', 'USocket not connected'));
+    }
+  }
+
+  override _final(done: Done): void {
+    if (this.#socket === null) {
+      if (this.#state === 'connecting') this.#finalDone = done;
+      else done();
+      return;
+    }
+    if (this.#carriedFds.length > 0) {
+      done(new FdPassError('ERR_FDPASS_NO_BYTES', `${this.#carriedFds.length} fds were written with no bytes after them: a stream socket can pass fds only with at least one byte`));
+      return;
+    }
+    try {
+      this.#socket.shutdown('write');
+    } catch (err) {
+      done(err as Error);
+      return;
+    }
+    done();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.#state = 'closed';
+    this.#watcher?.close(); // the uv handle must go before the fd
+    this.#watcher = null;
+    this.#socket?.close();
+    this.#socket = null;
+    this.#fds.closeAll();
+    this.#carriedFds = [];
+    this.#carriedRequests = [];
+    const pending = this.#pending;
+    this.#pending = null;
+    this.#waitingWritable = false;
+    const finalDone = this.#finalDone;
+    this.#finalDone = null;
+    cb(err);
+    pending?.done(err ?? destroyedError());
+    finalDone?.(err ?? destroyedError());
+  }
+
+  #attach(socket: UnixSocket): void {
+    this.#socket = socket;
+    this.fd = socket.fd;
+    this.#state = 'connected';
+    this.#watcher = new Watcher(socket.fd, (readable, writable) => this.#onReady(readable, writable));
+    if (!this.#referenced) this.#watcher.unref();
+  }
+
+  #connected(): void {
+    if (this.destroyed) return;
+    this.emit('connected');
+    if (this.#pending !== null) this.#continueWrite();
+    else if (this.#finalDone !== null) {
+      const done = this.#finalDone;
+      this.#finalDone = null;
+      this._final(done);
+    }
+    if (this.#readRequested) this.#readSome();
+  }
+
+  /** Where reading stands: bytes pushed minus bytes still buffered (unknowable once decoded to text). */
+  #consumed(): number {
+    return this.readableEncoding !== null ? Infinity : this.#pushed - this.readableLength;
+  }
+
+  #wantsRead(): boolean {
+    return (
+      this.#readRequested &&
+      !this.#eof &&
+      this.#socket !== null &&
+      // Paused (pause() without a 'readable' listener): stop reading the kernel, so a paused
+      // stream does not keep the process alive.
+      !(this.readableFlowing === false && this.listenerCount('readable') === 0)
+    );
+  }
+
+  #updateInterest(): void {
+    const watcher = this.#watcher;
+    if (watcher === null) return;
+    try {
+      watcher.want(this.#wantsRead(), this.#waitingWritable);
+    } catch (err) {
+      this.destroy(err as Error);
+    }
+  }
+
+  #onReady(readable: boolean, writable: boolean): void {
+    // User code runs in here ('data', write callbacks): its exceptions must surface, not vanish in the FFI callback.
+    try {
+      if (writable && this.#pending !== null) this.#continueWrite();
+      if (readable) this.#readSome();
+      else this.#updateInterest();
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  #readSome(): void {
+    const socket = this.#socket!;
+    for (let i = 0; i < READS_PER_TURN && this.#wantsRead(); i++) {
+      let msg;
+      try {
+        msg = socketSteps.recv(socket, READ_BYTES, C.SCM_MAX_FD);
+      } catch (err) {
+        this.destroy(err as Error);
+        return;
+      }
+      if (msg === AGAIN) break;
+      if (msg === null) {
+        this.#onEnd();
+        return;
+      }
+      const received = msg.fds;
+      if (received.length > 0) {
+        const fds = received.map((f) => f.release());
+        this.#fds.push(fds, this.#pushed);
+        this.emit('fds', fds);
+      }
+      this.#pushed += msg.data.length;
+      this.#readRequested = this.push(msg.data);
+    }
+    this.#updateInterest();
+  }
+
+  #onEnd(): void {
+    this.#eof = true;
+    this.#readRequested = false;
+    this.#updateInterest();
+    this.push(null);
+    // Nothing left to consume: let 'end' (and so auto-destroy) come without another read call.
+    if (this.readableLength === 0) super.read(0);
+  }
+
+  #continueWrite(): void {
+    const pending = this.#pending!;
+    let finished: boolean;
+    try {
+      finished = socketSteps.send(this.#socket!, pending.op);
+    } catch (err) {
+      this.#pending = null;
+      this.#setWaitingWritable(false);
+      pending.done(err as Error);
+      return;
+    }
+    if (!finished) {
+      this.#setWaitingWritable(true);
+      return;
+    }
+    this.#pending = null;
+    this.#setWaitingWritable(false);
+    for (const r of pending.requests) r.callback!(r);
+    pending.done();
+  }
+
+  #setWaitingWritable(on: boolean): void {
+    if (this.#waitingWritable === on) return;
+    this.#waitingWritable = on;
+    this.#updateInterest();
+  }
+
+  /** A Buffer of its own for a write with fds or a callback: `_write` finds them by its identity. */
+  #carrier(chunk: unknown): Buffer {
+    let data: Buffer;
+    let fds: number[];
+    let request: WriteRequest | null = null;
+    if (Array.isArray(chunk)) {
+      fds = toFdNumbers(chunk);
+      data = Buffer.alloc(0);
+    } else if (chunk instanceof Uint8Array) {
+      fds = NO_FDS;
+      data = toData(chunk);
+    } else if (chunk !== null && typeof chunk === 'object') {
+      request = chunk as WriteRequest;
+      if (request.callback !== undefined && typeof request.callback !== 'function') throw invalidArgType('callback', 'a function', request.callback);
+      if (request.data === undefined && request.fds === undefined) throw invalidArgType('chunk', 'an object with data and/or fds', chunk);
+      data = toData(request.data);
+      if (request.fds !== undefined && !Array.isArray(request.fds)) throw invalidArgType('fds', 'an array of fds', request.fds);
+      fds = toFdNumbers(request.fds);
+    } else {
+      throw invalidArgType('chunk', 'a Buffer, a string, an array of fds or an object { data, fds, callback }', chunk);
+    }
+    const carrier = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    this.#meta.set(carrier, { fds, request });
+    return carrier;
+  }
+}
+
+/** @internal a USocket on a connection UServer accepted (no 'connected' event, as in usocket). */
+export function acceptedUSocket(socket: UnixSocket): USocket {
+  const stream = new USocket();
+  attachAccepted(stream, socket);
+  return stream;
+}
