@@ -1,9 +1,14 @@
-/** Received fds waiting to be read, each with the stream offset of the byte it arrived with. */
+/**
+ * Received fds waiting to be read, each with a position in the byte stream: the offset of the
+ * last byte of the chunk it arrived with. On a stream, recvmsg may join the bytes of several
+ * writes and stops right after the one that carried fds, so the fds belong to the last write in
+ * the chunk: they are due once the chunk's last byte has been read, not its first.
+ */
 import { closeQuietly } from '../libc.js';
 
 export class FdQueue {
   #fds: number[] = [];
-  /** Offset in the byte stream of the first byte of the chunk each fd arrived with. */
+  /** Offset in the byte stream of the last byte of the chunk each fd arrived with. */
   #positions: number[] = [];
   #head = 0;
 
@@ -18,14 +23,14 @@ export class FdQueue {
     }
   }
 
-  /** Put fds back in front, in order, as arriving with the byte at `position`. */
+  /** Put fds back in front, in order, due once the byte at `position` has been read. */
   unshift(fds: readonly number[], position: number): void {
     this.#compact();
     this.#fds.unshift(...fds);
     this.#positions.unshift(...fds.map(() => position));
   }
 
-  /** How many queued fds arrived with bytes before stream offset `limit`. */
+  /** How many queued fds are due once the bytes before stream offset `limit` have been read. */
   countBefore(limit: number): number {
     let i = this.#head;
     while (i < this.#fds.length && this.#positions[i] < limit) i++;

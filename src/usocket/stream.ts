@@ -196,7 +196,8 @@ export class USocket extends Duplex {
    * `read([size])` is the Readable's. `read(size, count)` returns `{ data, fds }`, or null while
    * `size` bytes or `count` fds are not there yet (nothing is taken then). `size` null: all
    * buffered bytes. `count` null: the fds that arrived with the bytes read so far (those that
-   * came with later bytes stay queued); `count` 0: none.
+   * came with later bytes stay queued, so a reader of whole messages gets each message's own
+   * fds); `count` 0: none.
    */
   // The Readable's own signature is read(size?: number): any.
   override read(size?: number | null, count?: number | null): any {
@@ -231,7 +232,8 @@ export class USocket extends Duplex {
       for (const fd of fds) closeQuietly(fd);
       return;
     }
-    this.#fds.unshift(fds, this.#consumed());
+    // Due again once the bytes put back with them have been read.
+    this.#fds.unshift(fds, this.#consumed() + (chunk ? (chunk as { length: number }).length : 0) - 1);
   }
 
   /**
@@ -430,7 +432,7 @@ export class USocket extends Duplex {
       const received = msg.fds;
       if (received.length > 0) {
         const fds = received.map((f) => f.release());
-        this.#fds.push(fds, this.#pushed);
+        this.#fds.push(fds, this.#pushed + msg.data.length - 1);
         this.emit('fds', fds);
       }
       this.#pushed += msg.data.length;
