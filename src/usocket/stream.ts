@@ -19,6 +19,8 @@ import { FdQueue } from './fd-queue.js';
 const READ_BYTES = 65536;
 /** recvmsg calls per readiness event before other callbacks get a turn (libuv reads 32 times). */
 const READS_PER_TURN = 32;
+/** Buffered plain writes joined into one sendmsg, up to this many bytes. */
+const JOIN_BYTES = 65536;
 
 export interface USocketOptions {
   /** Path of the server to connect to; a leading NUL byte (`'\0name'`) means a Linux abstract name. */
@@ -54,10 +56,17 @@ interface ChunkMeta {
   request: WriteRequest | null;
 }
 
-interface PendingWrite {
-  op: SendOp;
-  /** Requests whose callbacks run when `op` has all gone (fds-only writes carried into it, and its own). */
+/** One sendmsg's worth: bytes (several small writes joined), the fds riding with them, their callbacks. */
+interface SendUnit {
+  /** null: nothing to send, only callbacks to run in turn. */
+  op: SendOp | null;
   requests: WriteRequest[];
+}
+
+/** What one `_write`/`_writev` call sends, unit after unit, before calling `done`. */
+interface PendingWrite {
+  units: SendUnit[];
+  next: number;
   done: Done;
 }
 
@@ -283,35 +292,68 @@ export class USocket extends Duplex {
     if (this.#socket !== null) this.#readSome();
   }
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, done: Done): void {
-    const meta = this.#meta.get(chunk);
-    let fds = NO_FDS;
-    let requests: WriteRequest[] = [];
-    if (meta !== undefined) {
-      this.#meta.delete(chunk);
-      fds = meta.fds;
-      if (meta.request?.callback) requests.push(meta.request);
-    }
-    if (chunk.length === 0) {
-      // Linux drops fds sent with no byte on a stream: they ride with the next bytes written.
-      if (fds.length > 0) {
-        for (const fd of fds) this.#carriedFds.push(fd);
-        for (const r of requests) this.#carriedRequests.push(r);
-      } else for (const r of requests) r.callback!(r);
-      done();
-      return;
-    }
-    if (this.#carriedFds.length > 0) {
-      fds = [...this.#carriedFds, ...fds];
-      requests = [...this.#carriedRequests, ...requests];
-      this.#carriedFds = [];
-      this.#carriedRequests = [];
-      if (fds.length > C.SCM_MAX_FD) {
-        done(outOfRange('fds.length', `at most ${C.SCM_MAX_FD} fds with one write, counting fds written before it without bytes`, fds.length));
-        return;
+  override _write(chunk: Buffer, encoding: BufferEncoding, done: Done): void {
+    this._writev([{ chunk, encoding }], done);
+  }
+
+  /**
+   * Several buffered writes at once: runs of plain bytes are joined (up to JOIN_BYTES) into one
+   * sendmsg; a write with fds is always a sendmsg of its own, so its fds ride with its bytes.
+   */
+  override _writev(chunks: { chunk: Buffer; encoding: BufferEncoding }[], done: Done): void {
+    const units: SendUnit[] = [];
+    let run: Buffer[] = [];
+    let runBytes = 0;
+    let runRequests: WriteRequest[] = [];
+    const endRun = (): void => {
+      if (run.length === 0) return;
+      units.push({ op: new SendOp(run.length === 1 ? run[0] : Buffer.concat(run, runBytes), NO_FDS, undefined, undefined), requests: runRequests });
+      run = [];
+      runBytes = 0;
+      runRequests = [];
+    };
+    for (const { chunk } of chunks) {
+      const meta = this.#meta.get(chunk);
+      let fds = NO_FDS;
+      let request: WriteRequest | null = null;
+      if (meta !== undefined) {
+        this.#meta.delete(chunk);
+        fds = meta.fds;
+        if (meta.request?.callback) request = meta.request;
       }
+      if (chunk.length === 0) {
+        if (fds.length > 0) {
+          // Linux drops fds sent with no byte on a stream: they ride with the next bytes written.
+          for (const fd of fds) this.#carriedFds.push(fd);
+          if (request) this.#carriedRequests.push(request);
+        } else if (request) {
+          // Nothing to send: its callback runs once what was written before it has gone.
+          if (run.length > 0) runRequests.push(request);
+          else units.push({ op: null, requests: [request] });
+        }
+        continue;
+      }
+      if (fds.length > 0 || this.#carriedFds.length > 0) {
+        endRun();
+        const all = this.#carriedFds.length > 0 ? [...this.#carriedFds, ...fds] : fds;
+        const requests = this.#carriedRequests;
+        if (request) requests.push(request);
+        this.#carriedFds = [];
+        this.#carriedRequests = [];
+        if (all.length > C.SCM_MAX_FD) {
+          done(outOfRange('fds.length', `at most ${C.SCM_MAX_FD} fds with one write, counting fds written before it without bytes`, all.length));
+          return;
+        }
+        units.push({ op: new SendOp(chunk, all, undefined, undefined), requests });
+        continue;
+      }
+      if (runBytes + chunk.length > JOIN_BYTES) endRun();
+      run.push(chunk);
+      runBytes += chunk.length;
+      if (request) runRequests.push(request);
     }
-    this.#pending = { op: new SendOp(chunk, fds, undefined, undefined), requests, done };
+    endRun();
+    this.#pending = { units, next: 0, done };
     if (this.#socket !== null) this.#continueWrite();
     else if (this.#state !== 'connecting') {
       this.#pending = null;
@@ -450,24 +492,31 @@ export class USocket extends Duplex {
     if (this.readableLength === 0) super.read(0);
   }
 
+  /** Send units until one would block (then wait for writability) or all went (then `done`). */
   #continueWrite(): void {
     const pending = this.#pending!;
-    let finished: boolean;
-    try {
-      finished = socketSteps.send(this.#socket!, pending.op);
-    } catch (err) {
-      this.#pending = null;
-      this.#setWaitingWritable(false);
-      pending.done(err as Error);
-      return;
-    }
-    if (!finished) {
-      this.#setWaitingWritable(true);
-      return;
+    const socket = this.#socket!;
+    while (pending.next < pending.units.length) {
+      const unit = pending.units[pending.next];
+      let finished = true;
+      try {
+        if (unit.op !== null) finished = socketSteps.send(socket, unit.op);
+      } catch (err) {
+        this.#pending = null;
+        this.#setWaitingWritable(false);
+        pending.done(err as Error);
+        return;
+      }
+      if (!finished) {
+        this.#setWaitingWritable(true);
+        return;
+      }
+      pending.next++;
+      for (const r of unit.requests) r.callback!(r);
+      if (this.#pending !== pending) return; // a callback destroyed the stream
     }
     this.#pending = null;
     this.#setWaitingWritable(false);
-    for (const r of pending.requests) r.callback!(r);
     pending.done();
   }
 
