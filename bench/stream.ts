@@ -74,7 +74,7 @@ function wrap(impl: Impl, fd: number, usocketModule: string | undefined): Writer
 }
 
 /** One run: seconds from the first write until the child read it all, and what the child counted. */
-async function run(impl: Impl, mode: Mode, usocketModule: string | undefined, fileFd: number): Promise<{ seconds: number; bytes: number; fds: number; writes: number }> {
+async function run(impl: Impl, mode: Mode, usocketModule: string | undefined, fileFd: number): Promise<{ seconds: number; cpuMicros: number; bytes: number; fds: number; writes: number }> {
   const [mine, theirs] = socketPair('stream');
   const child = spawn(process.execPath, ['--import', 'tsx', here('./stream-child.ts'), impl, mode === 'fds' ? 'fds' : 'bytes'], {
     stdio: ['ignore', 'pipe', 'inherit', theirs.fd],
@@ -93,6 +93,7 @@ async function run(impl: Impl, mode: Mode, usocketModule: string | undefined, fi
   const writes = mode === 'bulk' ? Math.ceil(bulkBytes / chunk.length) : mode === 'small' ? smallN : fdsN;
   const item = mode === 'fds' ? { data: chunk, fds: [fileFd] } : chunk;
   const t0 = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
   for (let i = 0; i < writes - 1; i++) {
     // usocket's write() returns undefined, never false (it drops Writable's return value), so
     // it never asks to wait: its writes pile up in the Writable's buffer instead.
@@ -103,10 +104,12 @@ async function run(impl: Impl, mode: Mode, usocketModule: string | undefined, fi
   s.end();
   await exited;
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
   s.destroy();
   if (child.exitCode !== 0) throw new Error(`stream-child ${impl} ${mode} exited ${child.exitCode}`);
-  const result = JSON.parse(out.slice(out.indexOf('ready\n') + 6)) as { bytes: number; fds: number };
-  return { seconds, writes, ...result };
+  const result = JSON.parse(out.slice(out.indexOf('ready\n') + 6)) as { bytes: number; fds: number; cpuMicros: number };
+  // CPU time of both processes: unlike the wall clock, not inflated by other load on the machine.
+  return { seconds, writes, bytes: result.bytes, fds: result.fds, cpuMicros: result.cpuMicros + cpu.user + cpu.system };
 }
 
 export async function streamBench(): Promise<void> {
@@ -116,7 +119,7 @@ export async function streamBench(): Promise<void> {
     const us = buildUsocket(dir);
     const usocketModule = 'module' in us ? us.module : undefined;
     const impls: Impl[] = usocketModule ? ['fdpass', 'net', 'usocket'] : ['fdpass', 'net'];
-    const results = new Map<string, { seconds: number[]; bytes: number; fds: number; writes: number }>();
+    const results = new Map<string, { seconds: number[]; cpu: number[]; bytes: number; fds: number; writes: number }>();
     await run('fdpass', 'small', undefined, fileFd); // warm-up
     for (let r = 0; r < rounds; r++) {
       for (const mode of ['bulk', 'small', 'fds'] as Mode[]) {
@@ -125,7 +128,13 @@ export async function streamBench(): Promise<void> {
           const x = await run(impl, mode, usocketModule, fileFd);
           const key = `${impl} ${mode}`;
           const prev = results.get(key);
-          results.set(key, { seconds: [...(prev?.seconds ?? []), x.seconds], bytes: x.bytes, fds: Math.min(x.fds, prev?.fds ?? Infinity), writes: x.writes });
+          results.set(key, {
+            seconds: [...(prev?.seconds ?? []), x.seconds],
+            cpu: [...(prev?.cpu ?? []), x.cpuMicros],
+            bytes: x.bytes,
+            fds: Math.min(x.fds, prev?.fds ?? Infinity),
+            writes: x.writes,
+          });
         }
       }
     }
@@ -137,21 +146,37 @@ export async function streamBench(): Promise<void> {
       const rate = `${(x.writes / s / 1000).toFixed(0)}k/s`;
       return mode === 'fds' ? `${rate}, ${x.fds}/${x.writes} fds` : rate;
     };
+    const cpuCell = (impl: Impl, mode: Mode): string => {
+      const x = results.get(`${impl} ${mode}`);
+      if (!x) return impl === 'usocket' ? 'n/a' : '—';
+      const micros = median(x.cpu);
+      return mode === 'bulk' ? `${(micros / (x.bytes / 2 ** 20)).toFixed(0)} µs/MiB` : `${(micros / x.writes).toFixed(2)} µs/write`;
+    };
+    const load = (await import('node:os')).loadavg()[0];
     console.log('');
-    console.log(`Streams with fds (USocket) — parent → child over a Unix stream socketpair, medians of ${rounds} rounds`);
+    console.log(`Streams with fds (USocket) — parent → child over a Unix stream socketpair, medians of ${rounds} rounds (load average ${load.toFixed(1)})`);
     console.log(`usocket: ${'version' in us ? `${us.version} (native addon, built here)` : us.error}`);
     console.log('');
-    console.log(`| ${'writes'.padEnd(34)} | ${'fdpass USocket'.padStart(24)} | ${'net.Socket'.padStart(12)} | ${'usocket'.padStart(24)} |`);
-    console.log(`|${'-'.repeat(36)}|${'-'.repeat(26)}|${'-'.repeat(14)}|${'-'.repeat(26)}|`);
+    const header = (what: string): void => {
+      console.log(`| ${what.padEnd(34)} | ${'fdpass USocket'.padStart(25)} | ${'net.Socket'.padStart(14)} | ${'usocket'.padStart(25)} |`);
+      console.log(`|${'-'.repeat(36)}|${'-'.repeat(27)}|${'-'.repeat(16)}|${'-'.repeat(27)}|`);
+    };
     const label: Record<Mode, string> = { bulk: `64 KiB, no fds (${bulkBytes >> 20} MiB)`, small: `1 byte, no fds (${smallN})`, fds: `1 byte + 1 fd (${fdsN})` };
-    for (const mode of ['bulk', 'small', 'fds'] as Mode[]) {
-      console.log(`| ${label[mode].padEnd(34)} | ${cell('fdpass', mode).padStart(24)} | ${cell('net', mode).padStart(12)} | ${cell('usocket', mode).padStart(24)} |`);
-    }
+    const modes: Mode[] = ['bulk', 'small', 'fds'];
+    header('throughput (wall clock)');
+    for (const mode of modes) console.log(`| ${label[mode].padEnd(34)} | ${cell('fdpass', mode).padStart(25)} | ${cell('net', mode).padStart(14)} | ${cell('usocket', mode).padStart(25)} |`);
     console.log('');
-    const bulkRatio = median(results.get('fdpass bulk')!.seconds) / median(results.get('net bulk')!.seconds);
-    console.log(`bulk bytes: fdpass takes ${bulkRatio.toFixed(2)}× net.Socket's time (target ≤ 1.5×) — ${bulkRatio <= 1.5 ? 'met' : 'NOT met'}`);
+    header('CPU, writer + reader process');
+    for (const mode of modes) console.log(`| ${label[mode].padEnd(34)} | ${cpuCell('fdpass', mode).padStart(25)} | ${cpuCell('net', mode).padStart(14)} | ${cpuCell('usocket', mode).padStart(25)} |`);
+    console.log('');
+    const bulk = (impl: Impl, what: 'seconds' | 'cpu'): number => median(results.get(`${impl} bulk`)![what]);
+    const wallRatio = bulk('fdpass', 'seconds') / bulk('net', 'seconds');
+    const cpuRatio = bulk('fdpass', 'cpu') / bulk('net', 'cpu');
+    console.log(`bulk bytes vs net.Socket (target ≤ 1.5×): wall time ${wallRatio.toFixed(2)}× — ${wallRatio <= 1.5 ? 'met' : 'NOT met'}; CPU ${cpuRatio.toFixed(2)}× — ${cpuRatio <= 1.5 ? 'met' : 'NOT met'}`);
     const fdpassFds = results.get('fdpass fds')!;
     console.log(`fds: every fd arrived with fdpass — ${fdpassFds.fds === fdpassFds.writes ? 'yes' : `NO (${fdpassFds.fds}/${fdpassFds.writes})`}`);
+    const usFds = results.get('usocket fds');
+    if (usFds && usFds.fds !== usFds.writes) console.log(`usocket lost ${usFds.writes - usFds.fds} of ${usFds.writes} fds (it resends only the bytes after EAGAIN)`);
   } finally {
     closeSync(fileFd);
     rmSync(dir, { recursive: true, force: true });

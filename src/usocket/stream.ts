@@ -19,6 +19,11 @@ import { FdQueue } from './fd-queue.js';
 const READ_BYTES = 65536;
 /** recvmsg calls per readiness event before other callbacks get a turn (libuv reads 32 times). */
 const READS_PER_TURN = 32;
+/**
+ * A read this large is handed out as a view of the buffer it was received into (no copy; a new
+ * buffer for the next read); a smaller one is copied out, so it does not pin 64 KiB.
+ */
+const VIEW_BYTES = 32768;
 /** Buffered plain writes joined into one sendmsg, up to this many bytes. */
 const JOIN_BYTES = 65536;
 
@@ -51,10 +56,20 @@ export interface WriteRequest {
 
 type Done = (err?: Error | null) => void;
 
+const NO_REQUESTS: WriteRequest[] = [];
+
 interface ChunkMeta {
   fds: number[];
   request: WriteRequest | null;
 }
+
+interface MetaQueue {
+  items: (ChunkMeta | null)[];
+  head: number;
+}
+
+/** The key for writes of fds alone (no bytes). */
+const NO_BYTES = Buffer.alloc(0);
 
 /** One sendmsg's worth: bytes (several small writes joined), the fds riding with them, their callbacks. */
 interface SendUnit {
@@ -84,7 +99,7 @@ function rethrow(err: unknown): void {
 }
 
 function toData(value: unknown): Buffer {
-  if (value === undefined || value === null) return Buffer.alloc(0);
+  if (Buffer.isBuffer(value)) return value;
   if (typeof value === 'string') return Buffer.from(value, 'utf8');
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   throw invalidArgType('data', 'a Buffer, Uint8Array or string', value);
@@ -116,7 +131,14 @@ export class USocket extends Duplex {
   /** The Readable asked for data (`_read`) and has not had enough yet. */
   #readRequested = false;
   #eof = false;
-  readonly #meta = new WeakMap<Buffer, ChunkMeta>();
+  /** Where the next recvmsg puts its bytes. */
+  #readBuffer: Buffer | null = null;
+  /**
+   * The fds and callbacks of writes still in the Writable's buffer, per Buffer object, in write
+   * order (null for a plain write of the same Buffer): `_write` gets the Buffer back and takes
+   * the next entry. Keyed by the caller's own Buffer, so a write costs no extra Buffer object.
+   */
+  readonly #meta = new Map<Buffer, MetaQueue>();
   #pending: PendingWrite | null = null;
   /** `#pending` hit EAGAIN: wait for writability. */
   #waitingWritable = false;
@@ -255,8 +277,12 @@ export class USocket extends Duplex {
       cb = encoding;
       encoding = undefined;
     }
-    if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) return super.write(chunk, encoding as BufferEncoding, cb);
-    return super.write(this.#carrier(chunk), cb);
+    if (typeof chunk === 'string') return super.write(chunk, encoding as BufferEncoding, cb);
+    if (Buffer.isBuffer(chunk)) {
+      if (this.#meta.size !== 0 && this.#meta.has(chunk)) this.#enqueue(chunk, null);
+      return super.write(chunk, encoding as BufferEncoding, cb);
+    }
+    return super.write(this.#tag(chunk), cb);
   }
 
   /** `end()`, with any chunk `write` takes; the socket is shut down for writing once all is sent. */
@@ -268,7 +294,9 @@ export class USocket extends Duplex {
       cb = encoding;
       encoding = undefined;
     }
-    if (chunk !== undefined && chunk !== null && typeof chunk !== 'string' && !Buffer.isBuffer(chunk)) chunk = this.#carrier(chunk);
+    if (Buffer.isBuffer(chunk)) {
+      if (this.#meta.size !== 0 && this.#meta.has(chunk)) this.#enqueue(chunk, null);
+    } else if (chunk !== undefined && chunk !== null && typeof chunk !== 'string') chunk = this.#tag(chunk);
     super.end(chunk, encoding, cb);
     // Read on, so the peer's end of stream is seen and the stream can close (as usocket does).
     if (this.#state === 'connecting' || this.#state === 'connected') this.read(0);
@@ -293,7 +321,37 @@ export class USocket extends Duplex {
   }
 
   override _write(chunk: Buffer, encoding: BufferEncoding, done: Done): void {
+    // The common cases without the batching machinery: bytes, with or without fds of their own.
+    if (chunk.length > 0 && this.#carriedFds.length === 0) {
+      const meta = this.#meta.size === 0 ? null : this.#dequeue(chunk);
+      let requests = NO_REQUESTS;
+      let fds = NO_FDS;
+      if (meta !== null) {
+        fds = meta.fds;
+        if (meta.request?.callback) requests = [meta.request];
+      }
+      this.#startWrite({ units: [{ op: new SendOp(chunk, fds, undefined, undefined), requests }], next: 0, done });
+      return;
+    }
     this._writev([{ chunk, encoding }], done);
+  }
+
+  #enqueue(key: Buffer, meta: ChunkMeta | null): void {
+    let q = this.#meta.get(key);
+    if (q === undefined) this.#meta.set(key, (q = { items: [], head: 0 }));
+    q.items.push(meta);
+  }
+
+  #dequeue(key: Buffer): ChunkMeta | null {
+    const q = this.#meta.get(key);
+    if (q === undefined) return null;
+    const meta = q.items[q.head++];
+    if (q.head === q.items.length) this.#meta.delete(key);
+    else if (q.head > 1024 && q.head * 2 > q.items.length) {
+      q.items = q.items.slice(q.head);
+      q.head = 0;
+    }
+    return meta;
   }
 
   /**
@@ -313,11 +371,10 @@ export class USocket extends Duplex {
       runRequests = [];
     };
     for (const { chunk } of chunks) {
-      const meta = this.#meta.get(chunk);
+      const meta = this.#meta.size === 0 ? null : this.#dequeue(chunk);
       let fds = NO_FDS;
       let request: WriteRequest | null = null;
-      if (meta !== undefined) {
-        this.#meta.delete(chunk);
+      if (meta !== null) {
         fds = meta.fds;
         if (meta.request?.callback) request = meta.request;
       }
@@ -353,11 +410,15 @@ export class USocket extends Duplex {
       if (request) runRequests.push(request);
     }
     endRun();
-    this.#pending = { units, next: 0, done };
+    this.#startWrite({ units, next: 0, done });
+  }
+
+  #startWrite(pending: PendingWrite): void {
+    this.#pending = pending;
     if (this.#socket !== null) this.#continueWrite();
     else if (this.#state !== 'connecting') {
       this.#pending = null;
-      done(new FdPassError('ERR_FDPASS_NOT_CONNECTED', 'USocket not connected'));
+      pending.done(new FdPassError('ERR_FDPASS_NOT_CONNECTED', 'USocket not connected'));
     }
   }
 
@@ -387,6 +448,7 @@ export class USocket extends Duplex {
     this.#socket?.close();
     this.#socket = null;
     this.#fds.closeAll();
+    this.#meta.clear();
     this.#carriedFds = [];
     this.#carriedRequests = [];
     const pending = this.#pending;
@@ -460,8 +522,9 @@ export class USocket extends Duplex {
     const socket = this.#socket!;
     for (let i = 0; i < READS_PER_TURN && this.#wantsRead(); i++) {
       let msg;
+      const into = (this.#readBuffer ??= Buffer.allocUnsafe(READ_BYTES));
       try {
-        msg = socketSteps.recv(socket, READ_BYTES, C.SCM_MAX_FD);
+        msg = socketSteps.recv(socket, READ_BYTES, C.SCM_MAX_FD, into);
       } catch (err) {
         this.destroy(err as Error);
         return;
@@ -477,8 +540,14 @@ export class USocket extends Duplex {
         this.#fds.push(fds, this.#pushed + msg.data.length - 1);
         this.emit('fds', fds);
       }
-      this.#pushed += msg.data.length;
-      this.#readRequested = this.push(msg.data);
+      let data = msg.data;
+      if (data.length >= VIEW_BYTES) this.#readBuffer = null;
+      else {
+        data = Buffer.allocUnsafe(data.length);
+        msg.data.copy(data);
+      }
+      this.#pushed += data.length;
+      this.#readRequested = this.push(data);
     }
     this.#updateInterest();
   }
@@ -526,30 +595,29 @@ export class USocket extends Duplex {
     this.#updateInterest();
   }
 
-  /** A Buffer of its own for a write with fds or a callback: `_write` finds them by its identity. */
-  #carrier(chunk: unknown): Buffer {
+  /** The Buffer to hand to the Writable for an fds array or `{ data, fds, callback }`, its fds and callback queued under it. */
+  #tag(chunk: unknown): Buffer {
     let data: Buffer;
     let fds: number[];
     let request: WriteRequest | null = null;
     if (Array.isArray(chunk)) {
       fds = toFdNumbers(chunk);
-      data = Buffer.alloc(0);
+      data = NO_BYTES;
     } else if (chunk instanceof Uint8Array) {
-      fds = NO_FDS;
-      data = toData(chunk);
+      return toData(chunk); // a plain Uint8Array: bytes only
     } else if (chunk !== null && typeof chunk === 'object') {
       request = chunk as WriteRequest;
       if (request.callback !== undefined && typeof request.callback !== 'function') throw invalidArgType('callback', 'a function', request.callback);
       if (request.data === undefined && request.fds === undefined) throw invalidArgType('chunk', 'an object with data and/or fds', chunk);
-      data = toData(request.data);
+      data = request.data === undefined || request.data === null ? NO_BYTES : toData(request.data);
       if (request.fds !== undefined && !Array.isArray(request.fds)) throw invalidArgType('fds', 'an array of fds', request.fds);
       fds = toFdNumbers(request.fds);
     } else {
       throw invalidArgType('chunk', 'a Buffer, a string, an array of fds or an object { data, fds, callback }', chunk);
     }
-    const carrier = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    this.#meta.set(carrier, { fds, request });
-    return carrier;
+    if (fds.length > 0 || request?.callback !== undefined) this.#enqueue(data, { fds, request });
+    else if (this.#meta.size !== 0 && this.#meta.has(data)) this.#enqueue(data, null);
+    return data;
   }
 }
 
