@@ -376,6 +376,20 @@ describe('USocket in one process', () => {
     });
   });
 
+  it("writing to a peer that closed is an 'error' EPIPE (MSG_NOSIGNAL: no SIGPIPE), then 'close'", async () => {
+    await expectNoFdLeak(async () => {
+      const [a, b] = await usocketPair();
+      b.destroy();
+      await closed(b);
+      const events: string[] = [];
+      a.on('error', (err: Error & { code?: string; syscall?: string }) => events.push(`error ${err.code} ${err.syscall}`));
+      const done = closed(a);
+      a.write('into the void');
+      await done;
+      expect(events).toEqual(['error EPIPE sendmsg']);
+    });
+  });
+
   it('bad arguments throw TypeError/RangeError before any syscall', async () => {
     const [a, b] = await usocketPair();
     expect(catchError(() => a.write(42 as never)).code).toBe('ERR_INVALID_ARG_TYPE');

@@ -230,7 +230,8 @@ export class USocket extends Duplex {
    * came with later bytes stay queued, so a reader of whole messages gets each message's own
    * fds); `count` 0: none.
    */
-  // The Readable's own signature is read(size?: number): any.
+  override read(size?: number): any;
+  override read(size: number | null | undefined, count: number | null): ReadWithFds | null;
   override read(size?: number | null, count?: number | null): any {
     if (this.#readRequested) this.#updateInterest(); // a 'readable' listener may have been added after pause()
     if (count === undefined) return super.read(size as number);
