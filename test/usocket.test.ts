@@ -203,6 +203,30 @@ describe('USocket in one process', () => {
     });
   });
 
+  it('the same Buffer written plain and then with fds: the fds ride with the second write (corked, sent by one _writev)', async () => {
+    await expectNoFdLeak(async () => {
+      const [a, b] = await usocketPair();
+      const f = pipeHolding('second');
+      const buf = Buffer.from('ab');
+      a.cork();
+      a.write(buf);
+      a.write({ data: buf, fds: [f], callback: () => closeSync(f) });
+      a.write('cd');
+      a.uncork();
+      while (b.readableLength < 6) {
+        b.read(0);
+        await once(b, 'readable');
+      }
+      expect(b.read(2, null)).toEqual({ data: Buffer.from('ab'), fds: [] });
+      const second = b.read(2, null) as ReadWithFds;
+      expect(second.data!.toString()).toBe('ab');
+      expect(second.fds.map(readAll)).toEqual(['second']);
+      expect(b.read(2, null)).toEqual({ data: Buffer.from('cd'), fds: [] });
+      closeSync(second.fds[0]);
+      await destroyBoth(a, b);
+    });
+  });
+
   it('unshift(buffer, fds) puts the bytes and the fds back, in order, for the next read', async () => {
     await expectNoFdLeak(async () => {
       const [a, b] = await usocketPair();

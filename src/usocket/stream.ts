@@ -58,17 +58,14 @@ type Done = (err?: Error | null) => void;
 
 const NO_REQUESTS: WriteRequest[] = [];
 
+/** The fds and callback of one write, which is the `seq`-th chunk handed to the Writable. */
 interface ChunkMeta {
+  seq: number;
   fds: number[];
   request: WriteRequest | null;
 }
 
-interface MetaQueue {
-  items: (ChunkMeta | null)[];
-  head: number;
-}
-
-/** The key for writes of fds alone (no bytes). */
+/** The chunk for writes of fds alone (no bytes). */
 const NO_BYTES = Buffer.alloc(0);
 
 /** One sendmsg's worth: bytes (several small writes joined), the fds riding with them, their callbacks. */
@@ -134,11 +131,15 @@ export class USocket extends Duplex {
   /** Where the next recvmsg puts its bytes. */
   #readBuffer: Buffer | null = null;
   /**
-   * The fds and callbacks of writes still in the Writable's buffer, per Buffer object, in write
-   * order (null for a plain write of the same Buffer): `_write` gets the Buffer back and takes
-   * the next entry. Keyed by the caller's own Buffer, so a write costs no extra Buffer object.
+   * The Writable passes only bytes to `_write`: the fds and callbacks of writes still in its
+   * buffer wait here, in order, each tagged with its chunk's sequence number. Chunks reach
+   * `_write` in the order they were written, so counting them finds each one's entry.
    */
-  readonly #meta = new Map<Buffer, MetaQueue>();
+  #metas: ChunkMeta[] = [];
+  #metaHead = 0;
+  /** Chunks handed to the Writable, and chunks it has passed to `_write`/`_writev`. */
+  #written = 0;
+  #processed = 0;
   #pending: PendingWrite | null = null;
   /** `#pending` hit EAGAIN: wait for writability. */
   #waitingWritable = false;
@@ -278,12 +279,14 @@ export class USocket extends Duplex {
       cb = encoding;
       encoding = undefined;
     }
-    if (typeof chunk === 'string') return super.write(chunk, encoding as BufferEncoding, cb);
-    if (Buffer.isBuffer(chunk)) {
-      if (this.#meta.size !== 0 && this.#meta.has(chunk)) this.#enqueue(chunk, null);
+    if (typeof chunk !== 'string' && !Buffer.isBuffer(chunk)) chunk = this.#tag(chunk);
+    const seq = this.#written++;
+    try {
       return super.write(chunk, encoding as BufferEncoding, cb);
+    } catch (err) {
+      this.#unwrite(seq); // refused (a bad encoding): not in the Writable's buffer
+      throw err;
     }
-    return super.write(this.#tag(chunk), cb);
   }
 
   /** `end()`, with any chunk `write` takes; the socket is shut down for writing once all is sent. */
@@ -295,10 +298,16 @@ export class USocket extends Duplex {
       cb = encoding;
       encoding = undefined;
     }
-    if (Buffer.isBuffer(chunk)) {
-      if (this.#meta.size !== 0 && this.#meta.has(chunk)) this.#enqueue(chunk, null);
-    } else if (chunk !== undefined && chunk !== null && typeof chunk !== 'string') chunk = this.#tag(chunk);
-    super.end(chunk, encoding, cb);
+    if (chunk !== undefined && chunk !== null) {
+      if (typeof chunk !== 'string' && !Buffer.isBuffer(chunk)) chunk = this.#tag(chunk);
+      const seq = this.#written++;
+      try {
+        super.end(chunk, encoding, cb);
+      } catch (err) {
+        this.#unwrite(seq);
+        throw err;
+      }
+    } else super.end(cb);
     // Read on, so the peer's end of stream is seen and the stream can close (as usocket does).
     if (this.#state === 'connecting' || this.#state === 'connected') this.read(0);
     return this;
@@ -324,7 +333,7 @@ export class USocket extends Duplex {
   override _write(chunk: Buffer, encoding: BufferEncoding, done: Done): void {
     // The common cases without the batching machinery: bytes, with or without fds of their own.
     if (chunk.length > 0 && this.#carriedFds.length === 0) {
-      const meta = this.#meta.size === 0 ? null : this.#dequeue(chunk);
+      const meta = this.#nextMeta();
       let requests = NO_REQUESTS;
       let fds = NO_FDS;
       if (meta !== null) {
@@ -337,22 +346,28 @@ export class USocket extends Duplex {
     this._writev([{ chunk, encoding }], done);
   }
 
-  #enqueue(key: Buffer, meta: ChunkMeta | null): void {
-    let q = this.#meta.get(key);
-    if (q === undefined) this.#meta.set(key, (q = { items: [], head: 0 }));
-    q.items.push(meta);
-  }
-
-  #dequeue(key: Buffer): ChunkMeta | null {
-    const q = this.#meta.get(key);
-    if (q === undefined) return null;
-    const meta = q.items[q.head++];
-    if (q.head === q.items.length) this.#meta.delete(key);
-    else if (q.head > 1024 && q.head * 2 > q.items.length) {
-      q.items = q.items.slice(q.head);
-      q.head = 0;
+  /** The fds and callback of the chunk `_write` has now, if it has any. */
+  #nextMeta(): ChunkMeta | null {
+    const seq = this.#processed++;
+    const metas = this.#metas;
+    if (this.#metaHead === metas.length || metas[this.#metaHead].seq !== seq) return null;
+    const meta = metas[this.#metaHead++];
+    if (this.#metaHead === metas.length) {
+      this.#metas = [];
+      this.#metaHead = 0;
+    } else if (this.#metaHead > 1024 && this.#metaHead * 2 > metas.length) {
+      this.#metas = metas.slice(this.#metaHead);
+      this.#metaHead = 0;
     }
     return meta;
+  }
+
+  /** The write numbered `seq` did not enter the Writable after all. */
+  #unwrite(seq: number): void {
+    if (this.#processed > seq) return;
+    this.#written = seq;
+    const metas = this.#metas;
+    if (metas.length > this.#metaHead && metas[metas.length - 1].seq === seq) metas.pop();
   }
 
   /**
@@ -372,7 +387,7 @@ export class USocket extends Duplex {
       runRequests = [];
     };
     for (const { chunk } of chunks) {
-      const meta = this.#meta.size === 0 ? null : this.#dequeue(chunk);
+      const meta = this.#nextMeta();
       let fds = NO_FDS;
       let request: WriteRequest | null = null;
       if (meta !== null) {
@@ -449,7 +464,8 @@ export class USocket extends Duplex {
     this.#socket?.close();
     this.#socket = null;
     this.#fds.closeAll();
-    this.#meta.clear();
+    this.#metas = [];
+    this.#metaHead = 0;
     this.#carriedFds = [];
     this.#carriedRequests = [];
     const pending = this.#pending;
@@ -596,7 +612,7 @@ export class USocket extends Duplex {
     this.#updateInterest();
   }
 
-  /** The Buffer to hand to the Writable for an fds array or `{ data, fds, callback }`, its fds and callback queued under it. */
+  /** The bytes to hand to the Writable for an fds array or `{ data, fds, callback }`; its fds and callback wait in `#metas`. */
   #tag(chunk: unknown): Buffer {
     let data: Buffer;
     let fds: number[];
@@ -616,8 +632,8 @@ export class USocket extends Duplex {
     } else {
       throw invalidArgType('chunk', 'a Buffer, a string, an array of fds or an object { data, fds, callback }', chunk);
     }
-    if (fds.length > 0 || request?.callback !== undefined) this.#enqueue(data, { fds, request });
-    else if (this.#meta.size !== 0 && this.#meta.has(data)) this.#enqueue(data, null);
+    // Tagged with the number the caller gives this chunk next (`#written`).
+    if (fds.length > 0 || request?.callback !== undefined) this.#metas.push({ seq: this.#written, fds, request });
     return data;
   }
 }
