@@ -86,6 +86,21 @@ interface RecvOp extends Waiter<Message | null> {
   maxFds: number;
 }
 
+/**
+ * Non-blocking steps for wrappers that run their own readiness on a UnixSocket they own (the
+ * usocket-compatible stream, src/usocket/): not exported from the package.
+ */
+export interface SocketSteps {
+  /** sendmsg as much of `op` as the kernel takes now: true once all of it went, false on EAGAIN. */
+  send(socket: UnixSocket, op: SendOp): boolean;
+  /**
+   * One recvmsg: a message, null at end of stream, AGAIN when nothing is queued. With `into`,
+   * the payload is received straight into it (up to its length) and `data` is a view of it.
+   */
+  recv(socket: UnixSocket, maxBytes: number, maxFds: number, into?: Buffer): Message | null | typeof AGAIN;
+}
+export let socketSteps: SocketSteps;
+
 /** A send failed: if its fds already went (a stream send failed part-way), they are gone. */
 
 /**
@@ -101,6 +116,10 @@ export class UnixSocket {
   readonly #recvs: WaitQueue<RecvOp, Message | null>;
   /** Set once a stream send was cut off mid-message: every later send fails with it. */
   #sendBroken: FdPassError | null = null;
+
+  static {
+    socketSteps = { send: (s, op) => s.#trySend(op), recv: (s, maxBytes, maxFds, into) => s.#tryRecv(maxBytes, maxFds, into) };
+  }
 
   /** Wrap a connected AF_UNIX socket descriptor and take ownership of it. Prefer `adopt()`. */
   constructor(fd: number, type: SocketType) {
@@ -356,12 +375,12 @@ export class UnixSocket {
   }
 
   /** One recvmsg: a message, null at end of stream, or AGAIN when nothing is queued. */
-  #tryRecv(maxBytes: number, maxFds: number): Message | null | typeof AGAIN {
+  #tryRecv(maxBytes: number, maxFds: number, into?: Buffer): Message | null | typeof AGAIN {
     const fd = this.fd;
     const buffers = (recvBuffers ??= new RecvBuffers());
     let n: number;
     for (;;) {
-      n = sys.recvmsg(fd, buffers.prepare(maxBytes), RECV_FLAGS) as number;
+      n = sys.recvmsg(fd, into === undefined ? buffers.prepare(maxBytes) : buffers.prepareInto(into), RECV_FLAGS) as number;
       if (n >= 0) break;
       const errno = lastErrno();
       if (errno === EINTR) continue;
@@ -399,8 +418,12 @@ export class UnixSocket {
     for (let i = keep; i < received.length; i++) closeQuietly(received[i]);
     const fds = new Array<Fd>(keep);
     for (let i = 0; i < keep; i++) fds[i] = new Fd(received[i]);
-    const payload = Buffer.allocUnsafe(n);
-    buffers.data.copy(payload, 0, 0, n);
+    let payload: Buffer;
+    if (into !== undefined) payload = into.subarray(0, n);
+    else {
+      payload = Buffer.allocUnsafe(n);
+      buffers.data.copy(payload, 0, 0, n);
+    }
     const message: Message = { data: payload, fds, droppedFds: received.length - keep + extra.length };
     if (control?.credentials) message.credentials = control.credentials;
     return message;
