@@ -101,8 +101,6 @@ export interface SocketSteps {
 }
 export let socketSteps: SocketSteps;
 
-/** A send failed: if its fds already went (a stream send failed part-way), they are gone. */
-
 /**
  * A connected Unix domain socket that carries data and descriptors.
  * Created by `socketPair()`, `connect()`, `connectSync()`, `UnixServer.accept()` or `adopt()`.
