@@ -2,7 +2,7 @@
 import { encodeUnixAddress, type UnixAddress } from './address.js';
 import { FdPassError, invalidArgType, invalidArgValue } from './errors.js';
 import { Fd } from './fd.js';
-import { fdOf } from './fdlike.js';
+import { fdNumber } from './fdlike.js';
 import { C, ECONNREFUSED, EINTR, EPROTOTYPE, L, check, closeQuietly, fcntlInt, lastErrno, sys } from './libc.js';
 import { UnixSocket, type SocketType } from './socket.js';
 import { getIntOption, socketTypeName } from './sockopt.js';
@@ -119,7 +119,7 @@ export function unixDomainOf(n: number): number {
 export function ownedFdNumber(fd: number | Fd): number {
   if (fd instanceof Fd) return fd.fd;
   if (typeof fd !== 'number') throw invalidArgType('fd', 'an fd number or an Fd (for a Node object, pass Fd.dup(obj))', fd);
-  return fdOf(fd);
+  return fdNumber(fd);
 }
 
 /**

@@ -3,7 +3,7 @@ import { readlinkSync, fstatSync, constants as fsConstants } from 'node:fs';
 import { isatty } from 'node:tty';
 import { FdPassError } from './errors.js';
 import { C, check, closeQuietly, fcntlInt, sys } from './libc.js';
-import { fdOf, type FdLike } from './fdlike.js';
+import { fdNumber, fdOf, type FdLike } from './fdlike.js';
 import { describeSocket, type SocketDescription } from './sockopt.js';
 
 export type FdKind =
@@ -71,6 +71,7 @@ function kindOf(fd: number, target: string): { kind: FdKind; size?: number } {
 
 /** What descriptor `fd` is, read from the kernel: fstat, /proc/self/fd, fcntl, getsockopt. */
 export function describeFd(fd: number): FdDescription {
+  fdNumber(fd);
   let target: string;
   try {
     target = readlinkSync(`/proc/self/fd/${fd}`);
@@ -119,8 +120,9 @@ export function dupCloexec(fd: number): number {
 export class Fd {
   #fd: number;
 
+  /** Take ownership of descriptor `fd` (not checked to be open; it must be an integer from 0 to 2^31-1). */
   constructor(fd: number) {
-    this.#fd = fd;
+    this.#fd = fdNumber(fd);
   }
 
   /** Take ownership of a duplicate of any FdLike (the original stays open and owned by its owner). */

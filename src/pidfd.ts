@@ -12,6 +12,8 @@ import { constants as fsConstants, openSync, readFileSync, readdirSync, readlink
 import { constants as osConstants, release } from 'node:os';
 import { FdPassError, abortError, errnoName, invalidArgType, outOfRange } from './errors.js';
 import { Fd, describeFd, type FdKind } from './fd.js';
+import { fdNumber } from './fdlike.js';
+import { integerOption } from './args.js';
 import { C, closeQuietly, lastErrno, lib, platform, sys } from './libc.js';
 import { pidfdSyscalls, type PidfdSyscalls } from './platform/syscalls.js';
 import { Watcher } from './poll.js';
@@ -110,11 +112,6 @@ function checkPid(pid: unknown, name = 'pid'): number {
   return pid;
 }
 
-function checkFdNumber(fd: unknown, name: string): number {
-  if (typeof fd !== 'number') throw invalidArgType(name, 'of type number', fd);
-  if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw outOfRange(name, 'an fd number (an integer >= 0)', fd);
-  return fd;
-}
 
 function signalNumber(signal: unknown): number {
   if (typeof signal === 'number') {
@@ -223,7 +220,7 @@ export class PidFd {
 
   /** Take ownership of a pidfd received from elsewhere (SCM_RIGHTS, SCM_PIDFD, SO_PEERPIDFD). */
   static adopt(fd: number | Fd): PidFd {
-    const n = fd instanceof Fd ? fd.fd : checkFdNumber(fd, 'fd');
+    const n = fd instanceof Fd ? fd.fd : fdNumber(fd, 'fd');
     const desc = describeFd(n);
     if (desc.kind !== 'pidfd') throw Object.assign(new TypeError(`fd ${n} is not a pidfd (it is ${desc.kind}: ${desc.target})`), { code: 'ERR_INVALID_ARG_VALUE' });
     const owned = fd instanceof Fd ? fd.release() : n;
@@ -246,7 +243,7 @@ export class PidFd {
    * socket, the same socket. The target is not notified. Needs ptrace access (see docs).
    */
   getFd(targetFd: number): Fd {
-    checkFdNumber(targetFd, 'targetFd');
+    fdNumber(targetFd, 'targetFd');
     const { S, syscall } = linux();
     const fd = syscall(S.SYS_pidfd_getfd, 'long', this.fd, 'long', targetFd, 'long', 0) as number;
     if (fd < 0) throw explainError('pidfd_getfd', lastErrno(), { pid: this.pid, targetFd });
@@ -392,7 +389,7 @@ const optLen = Buffer.alloc(4);
  * ENOPROTOOPT and says so; ENODATA on a socket with no peer.
  */
 export function peerPidFdOf(fd: number): PidFd {
-  checkFdNumber(fd, 'fd');
+  fdNumber(fd, 'fd');
   optLen.writeUInt32LE(4, 0);
   const ret = sys.getsockopt(fd, C.SOL_SOCKET, linux().S.SO_PEERPIDFD, optValue, optLen) as number;
   if (ret < 0) throw explainError('getsockopt(SO_PEERPIDFD)', lastErrno());
@@ -414,7 +411,9 @@ export function peerPidFdOf(fd: number): PidFd {
  */
 export function reopenFromProc(pid: number, fd: number, flags: string | number = 'r'): Fd {
   checkPid(pid);
-  checkFdNumber(fd, 'fd');
+  fdNumber(fd, 'fd');
+  if (typeof flags === 'number') integerOption(flags, 'flags', 0, 0x7fffffff, 0);
+  else if (typeof flags !== 'string') throw invalidArgType('flags', 'a string or a number', flags);
   const path = `/proc/${pid}/fd/${fd}`;
   try {
     return new Fd(openSync(path, flags)); // libuv opens with O_CLOEXEC

@@ -8,7 +8,7 @@ import { Fd } from './fd.js';
 import { C, EADDRINUSE, EAGAIN, ECONNABORTED, ECONNREFUSED, EINTR, ENOENT, L, check, closeQuietly, lastErrno, sys } from './libc.js';
 import { POLLIN, Watcher, waitSync } from './poll.js';
 import { describeSocket, getIntOption } from './sockopt.js';
-import { checkSignal, integerOption, type SignalOptions } from './args.js';
+import { checkSignal, fdNumber, integerOption, timeoutOption, type SignalOptions } from './args.js';
 import { newSocketFd, ownedFdNumber, setNonBlocking, socketTypes, toAddress, unixDomainOf, type AddressOptions } from './connect.js';
 import { UnixSocket, type SocketType } from './socket.js';
 import { AGAIN, WaitQueue, newWaiter, type Waiter } from './wait-queue.js';
@@ -57,7 +57,7 @@ export class UnixServer {
 
   /** @internal use listen() or adoptServer() */
   constructor(fd: number, type: SocketType, address: UnixAddress, created?: { absolutePath: string; dev: number; ino: number }, authorize?: Authorize) {
-    this.#fd = fd;
+    this.#fd = fdNumber(fd);
     this.type = type;
     this.path = address.path;
     this.abstract = address.abstract;
@@ -81,7 +81,7 @@ export class UnixServer {
 
   /** Wait (blocking the thread) for the next connection. Throws ETIMEDOUT after `timeoutMs`. */
   acceptSync(options?: { timeoutMs?: number }): UnixSocket {
-    const timeoutMs = integerOption(options?.timeoutMs, 'options.timeoutMs', -1, 0x7fffffff, -1);
+    const timeoutMs = timeoutOption(options?.timeoutMs);
     if (this.#accepts.waiting) throw busyError('accept');
     const deadline = timeoutMs < 0 ? -1 : Date.now() + timeoutMs;
     for (;;) {

@@ -1,9 +1,9 @@
 /** UnixSocket: sendmsg/recvmsg with SCM_RIGHTS, sync and async. */
-import { checkSignal, integerOption, NO_FDS, toCredentials, toFdNumbers, toPayload, type Payload, type SignalOptions } from './args.js';
+import { checkSignal, integerOption, NO_FDS, timeoutOption, toCredentials, toFdNumbers, toPayload, type Payload, type SignalOptions } from './args.js';
 import { parseControl, type Credentials, type ParsedControl } from './cmsg.js';
 import { FdPassError, abortError, busyError, closedError, invalidArgValue, timeoutError } from './errors.js';
 import { Fd } from './fd.js';
-import type { FdLike } from './fdlike.js';
+import { fdNumber, type FdLike } from './fdlike.js';
 import { C, EAGAIN, EINTR, L, check, closeQuietly, lastErrno, sys } from './libc.js';
 import { RecvBuffers, SendBuffers } from './msghdr.js';
 import { prepareHandOff, type HandOff } from './node.js';
@@ -104,7 +104,7 @@ export class UnixSocket {
 
   /** Wrap a connected AF_UNIX socket descriptor and take ownership of it. Prefer `adopt()`. */
   constructor(fd: number, type: SocketType) {
-    this.#fd = fd;
+    this.#fd = fdNumber(fd);
     this.type = type;
     this.#watcher = new Watcher(fd, (readable, writable) => this.#onReady(readable, writable));
     this.#sends = new WaitQueue<SendOp, number>(
@@ -154,7 +154,7 @@ export class UnixSocket {
    */
   sendSync(data?: Payload, fds?: readonly FdLike[] | null, options?: SendSyncOptions): number {
     const op = new SendOp(toPayload(data), toFdNumbers(fds), undefined, options === undefined ? undefined : toCredentials(options.credentials));
-    const timeoutMs = integerOption(options?.timeoutMs, 'options.timeoutMs', -1, 0x7fffffff, -1);
+    const timeoutMs = timeoutOption(options?.timeoutMs);
     if (this.#sends.waiting) throw busyError('send');
     if (this.#sendBroken !== null) throw this.#sendBroken;
     const handOff = options?.close ? prepareHandOff(fds ?? []) : null;
@@ -208,7 +208,7 @@ export class UnixSocket {
   recvSync(options?: RecvSyncOptions): Message | null {
     const maxBytes = integerOption(options?.maxBytes, 'options.maxBytes', 1, MAX_MAX_BYTES, DEFAULT_MAX_BYTES);
     const maxFds = integerOption(options?.maxFds, 'options.maxFds', 0, C.SCM_MAX_FD, C.SCM_MAX_FD);
-    const timeoutMs = integerOption(options?.timeoutMs, 'options.timeoutMs', -1, 0x7fffffff, -1);
+    const timeoutMs = timeoutOption(options?.timeoutMs);
     if (this.#recvs.waiting) throw busyError('recv');
     const deadline = timeoutMs < 0 ? -1 : Date.now() + timeoutMs;
     for (;;) {

@@ -5,7 +5,8 @@
  */
 import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { FdPassError, invalidArgType, invalidArgValue, outOfRange } from './errors.js';
+import { integerOption } from './args.js';
+import { FdPassError, invalidArgType, invalidArgValue } from './errors.js';
 import { Fd, describeFd } from './fd.js';
 import { describeKind } from './node.js';
 import { adopt, socketPair } from './connect.js';
@@ -55,8 +56,7 @@ export function spawnWithSocket(command: string, args: readonly string[] = [], o
   if (typeof command !== 'string') throw invalidArgType('command', 'a string', command);
   if (!Array.isArray(args)) throw invalidArgType('args', 'an array of strings', args);
   const { fd: requestedFd, type = 'seqpacket', stdio, env, ...spawnOptions } = options;
-  const childFd = requestedFd ?? DEFAULT_CHILD_FD;
-  if (!Number.isInteger(childFd) || childFd < 3 || childFd > 1023) throw outOfRange('options.fd', 'an integer from 3 to 1023', childFd);
+  const childFd = integerOption(requestedFd, 'options.fd', 3, 1023, DEFAULT_CHILD_FD);
   const entries = stdioArray(stdio, childFd);
   const [parentEnd, childEnd] = socketPair(type);
   let child: ChildProcess;

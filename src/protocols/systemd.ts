@@ -23,7 +23,7 @@ import type { FdLike } from '../fdlike.js';
 import { describeKind, toNetServer } from '../node.js';
 import { PidFd } from '../pidfd.js';
 import { Watcher } from '../poll.js';
-import type { SignalOptions } from '../args.js';
+import { integerOption, timeoutOption, toFdNumbers, type SignalOptions } from '../args.js';
 import { adopt, connect } from '../connect.js';
 import { UnixSocket } from '../socket.js';
 
@@ -228,6 +228,7 @@ function parseNotifyAddress(address: string): { path: string } | { abstract: str
  */
 export async function notify(state: NotifyState, fds?: readonly FdLike[] | null, options?: NotifyOptions): Promise<boolean> {
   const text = formatState(state);
+  const fdNumbers = toFdNumbers(fds); // bad fds fail here, before anything is connected or sent
   const unsetEnv = options?.unsetEnv ?? false;
   try {
     const address = options?.socket ?? process.env.NOTIFY_SOCKET;
@@ -235,7 +236,7 @@ export async function notify(state: NotifyState, fds?: readonly FdLike[] | null,
     const target = parseNotifyAddress(address);
     const sock = await connect({ ...target, type: 'dgram' });
     try {
-      await sock.send(text, fds);
+      await sock.send(text, fdNumbers);
     } finally {
       sock.close();
     }
@@ -254,7 +255,8 @@ function checkFdName(name: unknown): string {
 
 /** Keep `fds` in the service manager's fd store (FDSTORE=1, FDNAME=name); they come back as listenFds() on restart. */
 export function storeFds(fds: readonly FdLike[], name?: string, options?: NotifyOptions): Promise<boolean> {
-  if (!Array.isArray(fds) || fds.length === 0) return Promise.reject(invalidArgValue('fds', 'must be a non-empty array'));
+  if (!Array.isArray(fds)) return Promise.reject(invalidArgType('fds', 'an array of fds', fds));
+  if (fds.length === 0) return Promise.reject(invalidArgValue('fds', 'must be a non-empty array'));
   let state = 'FDSTORE=1';
   try {
     if (name !== undefined) state += `\nFDNAME=${checkFdName(name)}`;
@@ -284,11 +286,8 @@ export interface BarrierOptions extends NotifyOptions, SignalOptions {
  * the read end (the manager closes its copy after reading). False when there is no NOTIFY_SOCKET.
  */
 export async function notifyBarrier(options?: BarrierOptions): Promise<boolean> {
-  const timeoutMs = options?.timeoutMs ?? 5000;
-  // setTimeout cannot wait longer than 2^31-1 ms (it fires at once instead): say so.
-  if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0) || (timeoutMs > 0x7fffffff && timeoutMs !== Infinity)) {
-    throw outOfRange('options.timeoutMs', 'a number from 0 to 2147483647, or Infinity', timeoutMs);
-  }
+  // -1: forever (Infinity). setTimeout cannot wait longer than 2^31-1 ms, which timeoutOption enforces.
+  const timeoutMs = options?.timeoutMs === undefined ? 5000 : timeoutOption(options.timeoutMs);
   const signal = options?.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an AbortSignal', signal);
   if (signal?.aborted) throw abortError(signal);
@@ -348,7 +347,7 @@ function waitForEof(fd: number, timeoutMs: number, signal: AbortSignal | undefin
       }
     });
     watcher.want(true, false);
-    if (timeoutMs !== Infinity) {
+    if (timeoutMs >= 0) {
       timer = setTimeout(() => finish(new FdPassError('ETIMEDOUT', `notifyBarrier ETIMEDOUT: the service manager did not close the barrier pipe within ${timeoutMs} ms`, { syscall: 'poll', errno: ETIMEDOUT })), timeoutMs);
     }
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -446,8 +445,7 @@ export interface ListenNotifyOptions {
 export function listenNotify(target: string | ListenNotifyOptions): NotifyListener {
   const options: ListenNotifyOptions = typeof target === 'string' ? (target.startsWith('@') ? { abstract: target.slice(1) } : { path: target }) : target;
   if (options === null || typeof options !== 'object') throw invalidArgType('target', 'a path string or an options object', target);
-  const mode = options.mode ?? 0o600;
-  if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) throw outOfRange('options.mode', 'an integer from 0 to 0o777', mode);
+  const mode = integerOption(options.mode, 'options.mode', 0, 0o777, 0o600);
   let address: { path: string } | { abstract: string };
   if (options.abstract !== undefined) {
     if (options.path !== undefined) throw invalidArgValue('target', 'must have either path or abstract, not both');
