@@ -87,6 +87,12 @@ export function outOfRange(name: string, range: string, actual: unknown): RangeE
   return codedError(new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${String(actual)}`), 'ERR_OUT_OF_RANGE');
 }
 
+/** EBADF for a descriptor number that is not open, saying so (`fcntl EBADF: fd 9999 is not open`). */
+export function notOpenError(syscall: string, fd: number, hint = '', what?: string): FdPassError {
+  const who = what === undefined ? `fd ${fd}` : `${what} (fd ${fd})`;
+  return new FdPassError('EBADF', `${syscall} EBADF: ${who} is not open${hint}`, { errno: osConstants.errno.EBADF, syscall });
+}
+
 export function closedError(what: string): FdPassError {
   return new FdPassError('ERR_FDPASS_CLOSED', `${what} is closed`);
 }

@@ -1,7 +1,7 @@
 /** Fd: ownership of one descriptor — closed exactly once, explicitly or by `using`. */
 import { readlinkSync, fstatSync, constants as fsConstants } from 'node:fs';
 import { isatty } from 'node:tty';
-import { FdPassError } from './errors.js';
+import { FdPassError, notOpenError } from './errors.js';
 import { C, check, closeQuietly, fcntlInt, sys } from './libc.js';
 import { fdNumber, fdOf, type FdLike } from './fdlike.js';
 import { describeSocket, type SocketDescription } from './sockopt.js';
@@ -78,7 +78,13 @@ export function describeFd(fd: number): FdDescription {
   } catch {
     target = '';
   }
-  const flags = fcntlInt('fcntl', fd, C.F_GETFL);
+  let flags: number;
+  try {
+    flags = fcntlInt('fcntl', fd, C.F_GETFL);
+  } catch (err) {
+    if ((err as FdPassError).code === 'EBADF') throw notOpenError('fcntl', fd);
+    throw err;
+  }
   const fdFlags = fcntlInt('fcntl', fd, C.F_GETFD);
   const { kind, size } = kindOf(fd, target);
   const desc: FdDescription = { fd, kind, target, openFlags: openFlagNames(flags), closeOnExec: (fdFlags & C.FD_CLOEXEC) !== 0 };

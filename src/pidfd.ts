@@ -442,6 +442,11 @@ export interface ProcessFdInfo {
   socket?: SocketDescription;
   /** Why socket details are missing (e.g. "EPERM"). */
   socketError?: string;
+  /**
+   * Why this entry could not be read at all (e.g. "EACCES": listing /proc/<pid>/fd is allowed but
+   * reading an entry needs ptrace read access); `kind` is then 'unknown' and the other fields empty.
+   */
+  error?: string;
 }
 
 const listedFlags = ['O_APPEND', 'O_NONBLOCK', 'O_SYNC', 'O_DSYNC', 'O_DIRECT', 'O_NOATIME', 'O_DIRECTORY'] as const;
@@ -521,8 +526,11 @@ export function listProcessFds(pid: number, options: ListFdsOptions = {}): Proce
       try {
         target = readlinkSync(link);
         fdinfo = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
-      } catch {
-        continue; // closed while we looked
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? String(err);
+        if (code === 'ENOENT') continue; // closed while we looked
+        result.push({ fd, kind: 'unknown', target: '', openFlags: [], closeOnExec: false, error: code });
+        continue;
       }
       const flags = parseInt(/^flags:\s*([0-7]+)/m.exec(fdinfo)?.[1] ?? '0', 8);
       const { kind, size } = kindFromProc(link, target);

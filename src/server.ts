@@ -9,7 +9,7 @@ import { C, EADDRINUSE, EAGAIN, ECONNABORTED, ECONNREFUSED, EINTR, ENOENT, L, ch
 import { POLLIN, Watcher, waitSync } from './poll.js';
 import { describeSocket, getIntOption } from './sockopt.js';
 import { checkSignal, fdNumber, integerOption, timeoutOption, type SignalOptions } from './args.js';
-import { newSocketFd, ownedFdNumber, setNonBlocking, socketTypes, toAddress, unixDomainOf, type AddressOptions } from './connect.js';
+import { newSocketFd, nonSocketKind, ownedFdNumber, setNonBlocking, socketTypes, toAddress, unixDomainOf, type AddressOptions } from './connect.js';
 import { UnixSocket, type SocketType } from './socket.js';
 import { AGAIN, WaitQueue, newWaiter, type Waiter } from './wait-queue.js';
 
@@ -219,7 +219,7 @@ export function listen(target: string | ListenOptions): UnixServer {
     if ((sys.bind(fd, sockaddr, length) as number) < 0) {
       const errno = lastErrno();
       if (errno !== EADDRINUSE || address.path === undefined || !removeStaleSocket(address.path, sockaddr, length)) {
-        throw FdPassError.fromErrno('bind', errno, address.label);
+        throw bindError(errno, address);
       }
       check('bind', sys.bind(fd, sockaddr, length) as number, address.label);
     }
@@ -244,6 +244,21 @@ export function listen(target: string | ListenOptions): UnixServer {
     }
     throw err;
   }
+}
+
+/** bind's error; EADDRINUSE says whether a server is there or the path is something else (left alone). */
+function bindError(errno: number, address: UnixAddress & { label: string }): FdPassError {
+  const err = FdPassError.fromErrno('bind', errno, address.label);
+  if (errno !== EADDRINUSE) return err;
+  let why: string;
+  if (address.path === undefined) why = 'another socket is bound to this abstract name';
+  else {
+    const kind = nonSocketKind(address.path, false);
+    why = kind === undefined
+      ? 'a server is listening on this socket file'
+      : `the path exists and is ${kind}, not a socket; listen() never replaces it: remove it or choose another path`;
+  }
+  return new FdPassError('EADDRINUSE', `${err.message}: ${why}`, { errno, syscall: 'bind', path: address.label });
 }
 
 /**
@@ -271,8 +286,7 @@ function removeStaleSocket(path: string, sockaddr: Buffer, length: number): bool
 export function adoptServer(fd: number | Fd, options?: AdoptServerOptions): UnixServer {
   const authorize = checkAuthorize(options?.authorize, 'options.authorize');
   const n = ownedFdNumber(fd);
-  const domain = unixDomainOf(n);
-  if (domain !== C.AF_UNIX) throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not an AF_UNIX socket (SO_DOMAIN ${domain})`);
+  unixDomainOf(n);
   if (!getIntOption(n, C.SO_ACCEPTCONN)) throw new FdPassError('ERR_FDPASS_NOT_LISTENING', `fd ${n} is not a listening socket: use adopt()`);
   const { type, path } = describeSocket(n);
   if (type !== 'stream' && type !== 'seqpacket') throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} has unsupported socket type ${type}`);

@@ -347,7 +347,7 @@ export class UnixSocket {
         const errno = lastErrno();
         if (errno === EINTR) continue;
         if (errno === EAGAIN) return false;
-        throw sendError(errno, op);
+        throw sendError(errno, op, fd);
       }
       op.started = true;
       op.offset += n;

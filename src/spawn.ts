@@ -10,6 +10,7 @@ import { FdPassError, invalidArgType, invalidArgValue } from './errors.js';
 import { Fd, describeFd } from './fd.js';
 import { describeKind } from './node.js';
 import { adopt, socketPair } from './connect.js';
+import { launcherHint, planLaunch } from './launcher.js';
 import type { SocketType, UnixSocket } from './socket.js';
 
 /** The environment variable that tells a child which descriptor is its socket. */
@@ -58,11 +59,17 @@ export function spawnWithSocket(command: string, args: readonly string[] = [], o
   const { fd: requestedFd, type = 'seqpacket', stdio, env, ...spawnOptions } = options;
   const childFd = integerOption(requestedFd, 'options.fd', 3, 1023, DEFAULT_CHILD_FD);
   const entries = stdioArray(stdio, childFd);
+  // The tsx CLI and package runners (npx, npm exec) do not pass fd 3 on: run node with tsx's
+  // loader instead of `tsx file.ts`, and refuse the others before anything is spawned.
+  const cwd = spawnOptions.cwd instanceof URL ? fileURLToPath(spawnOptions.cwd) : spawnOptions.cwd ?? process.cwd();
+  const plan = planLaunch(command, args, cwd, env ?? process.env);
+  if (plan !== null && 'refuse' in plan) throw invalidArgValue('command', plan.refuse);
+  const [file, argv] = plan === null ? [command, args] : [plan.command, plan.args];
   const [parentEnd, childEnd] = socketPair(type);
   let child: ChildProcess;
   try {
     entries[childFd] = childEnd.fd;
-    child = spawn(command, args, {
+    child = spawn(file, argv, {
       ...spawnOptions,
       stdio: entries,
       env: { ...(env ?? process.env), [FDPASS_FD_ENV]: String(childFd) },
@@ -133,5 +140,9 @@ export function inheritedSocket(): UnixSocket {
     if ((err as FdPassError).code !== 'EBADF') throw err;
     what = 'is not open';
   }
-  throw new FdPassError('ERR_FDPASS_NO_INHERITED_SOCKET', `inheritedSocket: fd ${fd} (${origin}) ${what}; start this process with spawnWithSocket() or forkWithSocket(), or give it a socket pair end at that fd`);
+  let fix = launcherHint(fd);
+  if (fix === '' && (value === undefined || value === '')) fix = '; start this process with spawnWithSocket() or forkWithSocket(), or give it a socket pair end at that fd';
+  // FDPASS_FD is set: the parent did use spawnWithSocket, and the socket got lost on the way.
+  else if (fix === '') fix = '; the parent passed a socket (it set FDPASS_FD), so something between it and this process did not pass the descriptor on: a launcher such as the tsx CLI or npx (start node itself: `node --import tsx file.ts`), or a wrapper that closes descriptors';
+  throw new FdPassError('ERR_FDPASS_NO_INHERITED_SOCKET', `inheritedSocket: fd ${fd} (${origin}) ${what}${fix}`);
 }
