@@ -179,6 +179,8 @@ export class PidFd {
   /** Watches for exit (the pidfd turns readable); holds no uv handle until someone waits. */
   readonly #watcher: Watcher;
   readonly #waiters = new Set<ExitWaiter>();
+  /** One 'abort' listener per signal, however many waits share it (Node warns past 10). */
+  readonly #bySignal = new Map<AbortSignal, { waiters: Set<ExitWaiter>; listener: () => void }>();
   #exit: ProcessExit | null = null;
   #exitPending = false;
   #exited: Promise<ProcessExit> | null = null;
@@ -282,25 +284,46 @@ export class PidFd {
     if (this.#fd < 0) return Promise.reject(new FdPassError('ERR_FDPASS_CLOSED', 'PidFd is closed'));
     if (signal?.aborted) return Promise.reject(abortError(signal));
     return new Promise<ProcessExit>((resolve, reject) => {
-      const onAbort = (): void => {
-        this.#waiters.delete(waiter);
-        if (this.#waiters.size === 0 && !this.#exitPending) this.#watcher.want(false, false);
-        reject(abortError(signal!));
-      };
       const waiter: ExitWaiter = {
         resolve: (exit) => {
-          signal?.removeEventListener('abort', onAbort);
+          this.#unwatchSignal(waiter, signal);
           resolve(exit);
         },
         reject: (err) => {
-          signal?.removeEventListener('abort', onAbort);
+          this.#unwatchSignal(waiter, signal);
           reject(err);
         },
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal) this.#watchSignal(waiter, signal);
       this.#waiters.add(waiter);
       if (!this.#exitPending) this.#watcher.want(true, false);
     });
+  }
+
+  #watchSignal(waiter: ExitWaiter, signal: AbortSignal): void {
+    let entry = this.#bySignal.get(signal);
+    if (entry === undefined) {
+      const waiters = new Set<ExitWaiter>();
+      const listener = (): void => {
+        for (const w of [...waiters]) {
+          this.#waiters.delete(w);
+          w.reject(abortError(signal));
+        }
+        if (this.#waiters.size === 0 && !this.#exitPending) this.#watcher.want(false, false);
+      };
+      entry = { waiters, listener };
+      this.#bySignal.set(signal, entry);
+      signal.addEventListener('abort', listener, { once: true });
+    }
+    entry.waiters.add(waiter);
+  }
+
+  #unwatchSignal(waiter: ExitWaiter, signal: AbortSignal | undefined): void {
+    const entry = signal && this.#bySignal.get(signal);
+    if (entry && entry.waiters.delete(waiter) && entry.waiters.size === 0) {
+      signal!.removeEventListener('abort', entry.listener);
+      this.#bySignal.delete(signal!);
+    }
   }
 
   /** Let a pending `exited`/`waitExit()` keep Node running (the default). */

@@ -55,7 +55,6 @@ export class SendOp implements Waiter<number> {
   ownsFds = false;
   resolve: (value: number) => void = noop;
   reject: (err: unknown) => void = noop;
-  onAbort: (() => void) | undefined = undefined;
   constructor(
     readonly data: Buffer,
     public fds: number[],
