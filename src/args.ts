@@ -7,8 +7,10 @@ import { fdOf, type FdLike } from './fdlike.js';
 
 export { fdNumber } from './fdlike.js';
 
+/** Message data: a string (UTF-8), Buffer or Uint8Array; empty or missing is sent as one NUL byte. */
 export type Payload = string | Uint8Array | null | undefined;
 
+/** An AbortSignal option. */
 export interface SignalOptions {
   /** Cancels a waiting operation with an AbortError; the socket stays usable. */
   signal?: AbortSignal;

@@ -29,6 +29,7 @@ export function socketPair(type: SocketType = 'seqpacket'): [UnixSocket, UnixSoc
   return [new UnixSocket(pair.readInt32LE(0), type), new UnixSocket(pair.readInt32LE(4), type)];
 }
 
+/** A Unix socket address: a file `path`, or a Linux `abstract` name. */
 export interface AddressOptions {
   /** A filesystem path for the socket. */
   path?: string;
@@ -36,6 +37,7 @@ export interface AddressOptions {
   abstract?: string;
 }
 
+/** What `connect()` / `connectSync()` connect to, and the socket type if known. */
 export interface ConnectOptions extends AddressOptions {
   /** The server's socket type. Default: try 'seqpacket', then 'stream', then 'dgram'. */
   type?: SocketType;

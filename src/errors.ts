@@ -36,11 +36,14 @@ export interface FdPassErrorDetails {
  * `code` is an errno name ('EBADF') or one of fdpass's own 'ERR_FDPASS_…' codes.
  */
 export class FdPassError extends Error {
+  /** An errno name ('EBADF', 'EPIPE', …) or one of fdpass's own 'ERR_FDPASS_…' codes. */
   readonly code: string;
   // `declare`: present only when set, as on Node's own errors ('path' in err is false otherwise).
   /** Negative errno, as in Node's system errors (`util.getSystemErrorName(err.errno)` works). */
   declare readonly errno?: number;
+  /** The system call that failed ('sendmsg', 'connect', …), when one did. */
   declare readonly syscall?: string;
+  /** The socket path involved, if any. */
   declare readonly path?: string;
 
   constructor(code: string, message: string, details: FdPassErrorDetails = {}) {

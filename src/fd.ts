@@ -6,13 +6,17 @@ import { C, check, closeQuietly, fcntlInt, sys } from './libc.js';
 import { fdNumber, fdOf, type FdLike } from './fdlike.js';
 import { describeSocket, type SocketDescription } from './sockopt.js';
 
+/** What kind of object a descriptor refers to, as describeFd() tells it. */
 export type FdKind =
   | 'file' | 'directory' | 'pipe' | 'fifo' | 'socket' | 'tty' | 'char' | 'block' | 'symlink'
   | 'memfd' | 'eventfd' | 'pidfd' | 'epoll' | 'timerfd' | 'signalfd' | 'inotify' | 'fanotify'
   | 'io_uring' | 'userfaultfd' | 'anon_inode' | 'unknown';
 
+/** What describeFd() / Fd#describe() report about a descriptor, read from the kernel. */
 export interface FdDescription {
+  /** The descriptor number described. */
   fd: number;
+  /** What it refers to: 'file', 'pipe', 'socket', 'pidfd', … */
   kind: FdKind;
   /** Filesystem path (files, directories, fifos, devices), socket address ('@name' if abstract), or memfd name. */
   path?: string;
@@ -22,9 +26,11 @@ export interface FdDescription {
   target: string;
   /** O_RDONLY / O_WRONLY / O_RDWR / O_PATH, then flags such as O_APPEND and O_NONBLOCK. */
   openFlags: string[];
+  /** FD_CLOEXEC is set: a program this process exec()s does not inherit it. */
   closeOnExec: boolean;
   /** Size in bytes for regular files and memfds. */
   size?: number;
+  /** Sockets: family, type, protocol, listening, address. */
   socket?: SocketDescription;
 }
 
@@ -142,10 +148,12 @@ export class Fd {
     return this.#fd;
   }
 
+  /** True after close() or release(). */
   get closed(): boolean {
     return this.#fd < 0;
   }
 
+  /** Close the descriptor; idempotent, never throws. */
   close(): void {
     const fd = this.#fd;
     if (fd < 0) return;
@@ -153,6 +161,7 @@ export class Fd {
     closeQuietly(fd);
   }
 
+  /** close(), for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -169,6 +178,7 @@ export class Fd {
     return fd;
   }
 
+  /** What the descriptor is, asked of the kernel (see describeFd). */
   describe(): FdDescription {
     return describeFd(this.fd);
   }
@@ -179,6 +189,7 @@ export class Fd {
     check('fcntl', fcntlInt('fcntl', this.fd, C.F_SETFD, on ? flags | C.FD_CLOEXEC : flags & ~C.FD_CLOEXEC));
   }
 
+  /** 'Fd(7)', or 'Fd(closed)'. */
   toString(): string {
     return this.#fd < 0 ? 'Fd(closed)' : `Fd(${this.#fd})`;
   }

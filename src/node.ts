@@ -127,6 +127,7 @@ function suggestionFor(d: FdDescription): string | undefined {
   return undefined;
 }
 
+/** Options of `toNetSocket()`. */
 export interface ToNetSocketOptions {
   /** Default true. */
   readable?: boolean;
@@ -175,6 +176,7 @@ export function toNetSocket(fd: FdInput, options: ToNetSocketOptions = {}): net.
   });
 }
 
+/** Options of `toNetServer()`: net.Server options, plus the listen(2) backlog. */
 export interface ToNetServerOptions extends net.ServerOpts {
   /** listen(2) backlog to set (default 511, as Node). */
   backlog?: number;
@@ -212,10 +214,13 @@ export function toNetServer<S extends net.Server = net.Server>(fd: FdInput, serv
   });
 }
 
+/** Options of `toDgramSocket()`. */
 export interface ToDgramSocketOptions {
   /** Passed to dgram.createSocket. */
   reuseAddr?: boolean;
+  /** SO_RCVBUF in bytes (passed to dgram.createSocket). */
   recvBufferSize?: number;
+  /** SO_SNDBUF in bytes (passed to dgram.createSocket). */
   sendBufferSize?: number;
 }
 
@@ -249,8 +254,11 @@ export function toDgramSocket(fd: FdInput, options: ToDgramSocketOptions = {}): 
   return socket;
 }
 
+/** Options of `toReadStream()` / `toWriteStream()`. */
 export interface ToStreamOptions {
+  /** The stream's buffer size in bytes (Node's default if omitted). */
   highWaterMark?: number;
+  /** Read strings in this encoding instead of Buffers (toReadStream only). */
   encoding?: BufferEncoding;
 }
 

@@ -148,12 +148,15 @@ export interface ProcessExit {
   signal: NodeJS.Signals | null;
 }
 
+/** Options of `PidFd.open()` and `PidFd.fromChild()`. */
 export interface PidFdOpenOptions {
   /** PIDFD_NONBLOCK: a waitid(P_PIDFD) of your own on `fd` fails with EAGAIN instead of blocking. */
   nonblocking?: boolean;
 }
 
+/** Options of `PidFd#waitExit()`. */
 export interface WaitExitOptions {
+  /** Stops waiting (the promise rejects with an AbortError); the PidFd stays usable. */
   signal?: AbortSignal;
 }
 
@@ -235,6 +238,7 @@ export class PidFd {
     return this.#fd;
   }
 
+  /** True after close(). */
   get closed(): boolean {
     return this.#fd < 0;
   }
@@ -348,10 +352,12 @@ export class PidFd {
     this.#settle(null, new FdPassError('ERR_FDPASS_CLOSED', 'PidFd was closed before the process exited'));
   }
 
+  /** close(), for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }
 
+  /** 'PidFd(7, pid 1234)', or 'PidFd(closed, pid 1234)'. */
   toString(): string {
     return this.#fd < 0 ? `PidFd(closed, pid ${this.pid})` : `PidFd(${this.#fd}, pid ${this.pid})`;
   }
@@ -449,17 +455,23 @@ export function reopenFromProc(pid: number, fd: number, flags: string | number =
 
 /** One descriptor of another process, as `fdpass ls` shows it. */
 export interface ProcessFdInfo {
+  /** The descriptor number in that process. */
   fd: number;
+  /** What it refers to (as FdDescription.kind). */
   kind: FdKind;
   /** The /proc/<pid>/fd link: "/etc/hosts", "socket:[1234]", "anon_inode:[eventfd]". */
   target: string;
+  /** Filesystem path, or a Unix socket's address when the socket could be inspected. */
   path?: string;
+  /** The file was unlinked after it was opened. */
   deleted?: boolean;
   /** From /proc/<pid>/fdinfo: access mode, then O_APPEND, O_NONBLOCK, … */
   openFlags: string[];
+  /** O_CLOEXEC is set on it in that process. */
   closeOnExec: boolean;
   /** File offset (fdinfo "pos"). */
   position?: number;
+  /** Size in bytes for regular files and memfds. */
   size?: number;
   /** Sockets, when `inspectSockets` could take a copy with pidfd_getfd. */
   socket?: SocketDescription;
@@ -513,6 +525,7 @@ function kindFromProc(path: string, target: string): { kind: FdKind; size?: numb
   return { kind: 'unknown' };
 }
 
+/** Options of `listProcessFds()`. */
 export interface ListFdsOptions {
   /**
    * Take a copy of each socket with pidfd_getfd, describe it (family, type, listening,

@@ -13,6 +13,7 @@ import { newSocketFd, nonSocketKind, ownedFdNumber, setNonBlocking, socketTypes,
 import { UnixSocket, type SocketType } from './socket.js';
 import { AGAIN, WaitQueue, newWaiter, type Waiter } from './wait-queue.js';
 
+/** What `listen()` binds to (`path` or `abstract`) and how. */
 export interface ListenOptions extends AddressOptions {
   /** Default 'seqpacket' (message boundaries); use 'stream' for peers that expect SOCK_STREAM. */
   type?: Exclude<SocketType, 'dgram'>;
@@ -30,6 +31,7 @@ export interface ListenOptions extends AddressOptions {
   authorize?: Authorize;
 }
 
+/** Options of `adoptServer()`. */
 export interface AdoptServerOptions {
   /** As `ListenOptions.authorize`. */
   authorize?: Authorize;
@@ -42,8 +44,14 @@ interface AcceptOp extends Waiter<UnixSocket> {
   timeoutMs?: number;
 }
 
+/**
+ * A listening Unix domain socket. Made by `listen()` or `adoptServer()`; `accept()` (or
+ * `acceptSync()`, or `for await (const conn of server)`) returns each connection as a
+ * UnixSocket. `close()` stops listening and removes the socket file it created.
+ */
 export class UnixServer {
   #fd: number;
+  /** 'seqpacket' or 'stream'; accepted connections have the same type. */
   readonly type: SocketType;
   /** The socket file's path, when bound to one. */
   readonly path: string | undefined;
@@ -70,11 +78,13 @@ export class UnixServer {
     });
   }
 
+  /** The listening descriptor (owned by this server). Throws ERR_FDPASS_CLOSED once closed. */
   get fd(): number {
     if (this.#fd < 0) throw closedError('UnixServer');
     return this.#fd;
   }
 
+  /** True after close() or release(). */
   get closed(): boolean {
     return this.#fd < 0;
   }
@@ -138,6 +148,7 @@ export class UnixServer {
     this.#accepts.flush((op) => op.reject(closedError('UnixServer')));
   }
 
+  /** close(), for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

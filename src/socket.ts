@@ -15,8 +15,10 @@ import { AGAIN, WaitQueue, newWaiter, type Waiter } from './wait-queue.js';
 
 export type { Payload, SignalOptions } from './args.js';
 
+/** 'seqpacket' (reliable, ordered, message boundaries: the default), 'stream' (bytes, like TCP) or 'dgram'. */
 export type SocketType = 'stream' | 'seqpacket' | 'dgram';
 
+/** One received message: its bytes and the descriptors that came with it. */
 export interface Message {
   /** The bytes received. An empty payload sent by fdpass (or most C/Go/Perl peers) arrives as one NUL byte. */
   data: Buffer;
@@ -28,15 +30,17 @@ export interface Message {
   droppedFds: number;
 }
 
-export interface RecvOptions {
-  /** Largest payload accepted (default 65536). A longer datagram/seqpacket message fails with ERR_FDPASS_TRUNC. */
+/** Options of `recv()`. */
+export interface RecvOptions extends SignalOptions {
+  /** Largest payload accepted, 1 to 2^30 (default 65536). A longer datagram/seqpacket message fails with ERR_FDPASS_TRUNC; on a stream the rest waits for the next call. */
   maxBytes?: number;
-  /** Most fds handed to the caller (default 253, the kernel's limit); any beyond are closed. */
+  /** Most fds handed to the caller, 0 to 253 (default 253, the kernel's limit); any beyond are closed and counted in `droppedFds`. */
   maxFds?: number;
 }
 
-export interface RecvSyncOptions extends RecvOptions {
-  /** Give up with ETIMEDOUT after this long; default waits forever. */
+/** Options of `recvSync()`: those of `recv()` without `signal`, plus `timeoutMs`. */
+export interface RecvSyncOptions extends Omit<RecvOptions, 'signal'> {
+  /** Give up with ETIMEDOUT after this many milliseconds (0 to 2^31-1). Default (or Infinity): wait forever. Negative values are refused. */
   timeoutMs?: number;
 }
 
@@ -50,6 +54,7 @@ export interface RecvSyncOptions extends RecvOptions {
  * it already read or has not yet written is refused (ERR_FDPASS_BUSY).
  */
 export interface HandOffOptions {
+  /** Hand the sent objects off: close this process's copies once the message is in the kernel (default false). */
   close?: boolean;
 }
 
@@ -61,13 +66,17 @@ export interface HandOffOptions {
  * with `passCredentials()` — and then sees the sender's real ids even when none are sent.
  */
 export interface CredentialsOptions {
+  /** Attach SCM_CREDENTIALS claiming this pid/uid/gid (checked by the kernel: EPERM for a false claim without privilege). */
   credentials?: Credentials;
 }
 
+/** Options of `sendSync()`. */
 export interface SendSyncOptions extends HandOffOptions, CredentialsOptions {
+  /** Give up with ETIMEDOUT after this many milliseconds (0 to 2^31-1). Default (or Infinity): wait forever. Negative values are refused. */
   timeoutMs?: number;
 }
 
+/** Options of `send()`: `signal` cancels it while it waits for room; `close` hands the sent objects off; `credentials` adds SCM_CREDENTIALS. */
 export interface SendOptions extends SignalOptions, HandOffOptions, CredentialsOptions {}
 
 const SEND_FLAGS = C.MSG_NOSIGNAL | C.MSG_DONTWAIT;
@@ -94,6 +103,7 @@ interface RecvOp extends Waiter<Message | null> {
  */
 export class UnixSocket {
   #fd: number;
+  /** 'seqpacket', 'stream' or 'dgram', as the kernel reports it. */
   readonly type: SocketType;
   /** Readiness on the event loop; holds no uv handle until an operation waits. */
   readonly #watcher: Watcher;
@@ -143,6 +153,7 @@ export class UnixSocket {
     return this.#fd;
   }
 
+  /** True after close() or release(). */
   get closed(): boolean {
     return this.#fd < 0;
   }
@@ -222,7 +233,7 @@ export class UnixSocket {
    * Receive one message; resolves null at end of stream, or when this socket is closed while the
    * call waits. On a socket that is already closed it rejects with ERR_FDPASS_CLOSED.
    */
-  recv(options?: RecvOptions & SignalOptions): Promise<Message | null> {
+  recv(options?: RecvOptions): Promise<Message | null> {
     let op: RecvOp;
     try {
       const signal = checkSignal(options);
@@ -290,6 +301,7 @@ export class UnixSocket {
     this.#recvs.flush((op) => op.resolve(null));
   }
 
+  /** close(), for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -17,6 +17,7 @@ import type { SocketType, UnixSocket } from './socket.js';
 export const FDPASS_FD_ENV = 'FDPASS_FD';
 const DEFAULT_CHILD_FD = 3;
 
+/** `child_process.spawn` options, plus where the child's socket goes (`fd`) and its `type`. */
 export interface SpawnWithSocketOptions extends SpawnOptions {
   /** The descriptor number the child's end gets (default 3; 0–2 are stdin/stdout/stderr). */
   fd?: number;
@@ -24,7 +25,9 @@ export interface SpawnWithSocketOptions extends SpawnOptions {
   type?: SocketType;
 }
 
+/** What spawnWithSocket/forkWithSocket return: the child, and the parent's end of its socket. */
 export interface ChildWithSocket {
+  /** The child process, as child_process.spawn returns it. */
   child: ChildProcess;
   /** The parent's end. The child's end is closed in the parent once the child is spawned. */
   socket: UnixSocket;
@@ -84,6 +87,7 @@ export function spawnWithSocket(command: string, args: readonly string[] = [], o
   return { child, socket: parentEnd };
 }
 
+/** spawnWithSocket options, plus the Node binary and its options (as `child_process.fork`). */
 export interface ForkWithSocketOptions extends SpawnWithSocketOptions {
   /** The Node binary (default process.execPath). */
   execPath?: string;

@@ -19,6 +19,7 @@ import { C } from '../libc.js';
 import type { FdLike } from '../fdlike.js';
 import { UnixSocket, type SignalOptions } from '../socket.js';
 
+/** Options of the multiprocessing helpers: `signal`, and CPython's acknowledgement byte. */
 export interface HandleOptions extends SignalOptions {
   /**
    * CPython's acknowledgement byte (`b'A'` sent by the receiver after each message). CPython

@@ -13,7 +13,7 @@
  */
 import { chmodSync, fstatSync, lstatSync, readSync, unlinkSync } from 'node:fs';
 import { once } from 'node:events';
-import net from 'node:net';
+import * as net from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { encodeUnixAddress } from '../address.js';
 import { FdPassError, abortError, invalidArgType, invalidArgValue, outOfRange } from '../errors.js';
@@ -41,11 +41,16 @@ function envError(message: string): FdPassError {
 
 /** A descriptor passed by the service manager, with its name from LISTEN_FDNAMES ("unknown" when none was given). */
 export class ListenFd extends Fd {
-  constructor(fd: number, readonly name: string) {
+  constructor(
+    fd: number,
+    /** The name from LISTEN_FDNAMES (FileDescriptorName= in the .socket unit), or "unknown". */
+    readonly name: string,
+  ) {
     super(fd);
   }
 }
 
+/** Options of `listenFds()`. */
 export interface ListenFdsOptions {
   /**
    * Remove LISTEN_PID, LISTEN_PIDFDID, LISTEN_FDS and LISTEN_FDNAMES from the environment (in
@@ -133,12 +138,15 @@ function isStreamListener(desc: FdDescription): boolean {
   return desc.kind === 'socket' && s !== undefined && s.listening && s.type === 'stream' && (s.family === 'inet' || s.family === 'inet6' || s.family === 'unix');
 }
 
+/** One socket-activated listener from `listenServers()`: its name and its listening net.Server. */
 export interface ActivatedServer {
   /** The descriptor's name (LISTEN_FDNAMES; FileDescriptorName= in the .socket unit). */
   name: string;
+  /** A net.Server (or the server createServer made) listening on the descriptor. */
   server: net.Server;
 }
 
+/** Options of `listenServers()`. */
 export interface ListenServersOptions extends ListenFdsOptions {
   /** Make the server for each descriptor (e.g. `() => http.createServer(app)`). Default `net.createServer()`. */
   createServer?: (name: string) => net.Server;
@@ -181,8 +189,10 @@ export async function listenServers(options?: ListenServersOptions): Promise<Act
 // ---------------------------------------------------------------------------------------------
 // sd_notify
 
+/** An sd_notify message: 'READY=1\nSTATUS=…' text, or `{ READY: 1, STATUS: '…' }`. */
 export type NotifyState = string | Readonly<Record<string, string | number | boolean>>;
 
+/** Options of `notify()`, `storeFds()` and `removeStoredFds()`. */
 export interface NotifyOptions {
   /** Remove NOTIFY_SOCKET from the environment afterwards (sd_notify's unset_environment). Default false. */
   unsetEnv?: boolean;
@@ -275,6 +285,7 @@ export function removeStoredFds(name: string, options?: NotifyOptions): Promise<
   }
 }
 
+/** Options of `notifyBarrier()`. */
 export interface BarrierOptions extends NotifyOptions, SignalOptions {
   /** Give up with ETIMEDOUT after this long (default 5000, as systemd-notify; Infinity waits forever). */
   timeoutMs?: number;
@@ -357,6 +368,7 @@ function waitForEof(fd: number, timeoutMs: number, signal: AbortSignal | undefin
 // ---------------------------------------------------------------------------------------------
 // The receiving side
 
+/** One notification a NotifyListener received, with the sender's kernel-checked identity. */
 export interface NotifyMessage {
   /** The datagram as text ("READY=1\nSTATUS=…"). */
   state: string;
@@ -364,9 +376,11 @@ export interface NotifyMessage {
   fields: Record<string, string>;
   /** Descriptors that came with it (FDSTORE=1, BARRIER=1), owned by the caller. */
   fds: Fd[];
-  /** The sender, checked by the kernel (SCM_CREDENTIALS). */
+  /** The sender's pid, checked by the kernel (SCM_CREDENTIALS). */
   pid: number;
+  /** The sender's uid, checked by the kernel. */
   uid: number;
+  /** The sender's gid, checked by the kernel. */
   gid: number;
 }
 
@@ -406,6 +420,7 @@ export class NotifyListener {
     return { state, fields: parseFields(state), fds: msg.fds, pid: cred.pid, uid: cred.uid, gid: cred.gid };
   }
 
+  /** True after close(). */
   get closed(): boolean {
     return this.#socket.closed;
   }
@@ -425,13 +440,17 @@ export class NotifyListener {
     }
   }
 
+  /** close(), for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }
 }
 
+/** Where `listenNotify()` binds (`path` or `abstract`), and the socket file's mode. */
 export interface ListenNotifyOptions {
+  /** A socket file to bind (created with `mode`). */
   path?: string;
+  /** A Linux abstract name instead (no file; anyone in the network namespace can send). */
   abstract?: string;
   /** Permissions of the socket file (default 0o600: only this user's processes can notify). */
   mode?: number;
