@@ -157,8 +157,11 @@ export function ownedFdNumber(fd: number | Fd): number {
 }
 
 /**
- * Wrap an inherited or received AF_UNIX socket descriptor (e.g. fd 3 from a parent), taking
- * ownership of it. Its type is read from the kernel (SO_TYPE).
+ * Wrap an inherited or received connected AF_UNIX socket (e.g. fd 3 from a parent), taking
+ * ownership of it: the UnixSocket closes it. Its type is read from the kernel (SO_TYPE); an Fd
+ * given is released. Throws ERR_FDPASS_NOT_UNIX_SOCKET (not a Unix socket), ERR_FDPASS_NOT_CONNECTED
+ * (a listening one: use adoptServer), EBADF ("fd N is not open"); when a launcher such as the tsx
+ * CLI or npx started this process and lost the parent's socket, the message says so.
  */
 export function adopt(fd: number | Fd): UnixSocket {
   const n = ownedFdNumber(fd);

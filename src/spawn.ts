@@ -55,6 +55,9 @@ function stdioArray(stdio: StdioOptions | undefined, childFd: number): StdioEntr
  * end as a UnixSocket. The parent's copy of the child's end is closed once the child is
  * spawned, so the parent's socket sees end-of-stream when the child exits. Works for any
  * program: Python reads it with `socket.socket(fileno=3)` and `socket.recv_fds`, C with recvmsg.
+ * The tsx CLI (`tsx file.ts`, `npx tsx file.ts`, `node_modules/.bin/tsx file.ts`) would lose the
+ * socket, so it is run as `node --import <tsx's loader> file.ts` instead; other package runners
+ * (npx, npm exec/run, pnpm, yarn, bunx) are refused with ERR_INVALID_ARG_VALUE before spawning.
  */
 export function spawnWithSocket(command: string, args: readonly string[] = [], options: SpawnWithSocketOptions = {}): ChildWithSocket {
   if (typeof command !== 'string') throw invalidArgType('command', 'a string', command);
@@ -119,7 +122,8 @@ let inherited: UnixSocket | undefined;
  * `$FDPASS_FD` (default 3). The same socket is returned on every call. The descriptor is made
  * close-on-exec and FDPASS_FD is removed from process.env, so this process's own children
  * neither inherit it nor look for it. Throws ERR_FDPASS_NO_INHERITED_SOCKET when there is no
- * Unix socket there.
+ * Unix socket there, saying what is there instead and which launcher lost it (the tsx CLI and
+ * npx start programs with only stdin, stdout and stderr: use `node --import tsx file.ts`).
  */
 export function inheritedSocket(): UnixSocket {
   if (inherited) return inherited;
