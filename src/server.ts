@@ -8,11 +8,12 @@ import { Fd } from './fd.js';
 import { C, EADDRINUSE, EAGAIN, ECONNABORTED, ECONNREFUSED, EINTR, ENOENT, L, check, closeQuietly, lastErrno, sys } from './libc.js';
 import { POLLIN, Watcher, waitSync } from './poll.js';
 import { describeSocket, getIntOption } from './sockopt.js';
-import { checkSignal, integerOption, type SignalOptions } from './args.js';
-import { newSocketFd, ownedFdNumber, setNonBlocking, socketTypes, toAddress, unixDomainOf, type AddressOptions } from './connect.js';
+import { checkSignal, fdNumber, integerOption, timeoutOption, type SignalOptions } from './args.js';
+import { newSocketFd, nonSocketKind, ownedFdNumber, setNonBlocking, socketTypes, toAddress, unixDomainOf, type AddressOptions } from './connect.js';
 import { UnixSocket, type SocketType } from './socket.js';
 import { AGAIN, WaitQueue, newWaiter, type Waiter } from './wait-queue.js';
 
+/** What `listen()` binds to (`path` or `abstract`) and how. */
 export interface ListenOptions extends AddressOptions {
   /** Default 'seqpacket' (message boundaries); use 'stream' for peers that expect SOCK_STREAM. */
   type?: Exclude<SocketType, 'dgram'>;
@@ -30,6 +31,7 @@ export interface ListenOptions extends AddressOptions {
   authorize?: Authorize;
 }
 
+/** Options of `adoptServer()`. */
 export interface AdoptServerOptions {
   /** As `ListenOptions.authorize`. */
   authorize?: Authorize;
@@ -42,8 +44,14 @@ interface AcceptOp extends Waiter<UnixSocket> {
   timeoutMs?: number;
 }
 
+/**
+ * A listening Unix domain socket. Made by `listen()` or `adoptServer()`; `accept()` (or
+ * `acceptSync()`, or `for await (const conn of server)`) returns each connection as a
+ * UnixSocket. `close()` stops listening and removes the socket file it created.
+ */
 export class UnixServer {
   #fd: number;
+  /** 'seqpacket' or 'stream'; accepted connections have the same type. */
   readonly type: SocketType;
   /** The socket file's path, when bound to one. */
   readonly path: string | undefined;
@@ -57,7 +65,7 @@ export class UnixServer {
 
   /** @internal use listen() or adoptServer() */
   constructor(fd: number, type: SocketType, address: UnixAddress, created?: { absolutePath: string; dev: number; ino: number }, authorize?: Authorize) {
-    this.#fd = fd;
+    this.#fd = fdNumber(fd);
     this.type = type;
     this.path = address.path;
     this.abstract = address.abstract;
@@ -70,18 +78,20 @@ export class UnixServer {
     });
   }
 
+  /** The listening descriptor (owned by this server). Throws ERR_FDPASS_CLOSED once closed. */
   get fd(): number {
     if (this.#fd < 0) throw closedError('UnixServer');
     return this.#fd;
   }
 
+  /** True after close() or release(). */
   get closed(): boolean {
     return this.#fd < 0;
   }
 
   /** Wait (blocking the thread) for the next connection. Throws ETIMEDOUT after `timeoutMs`. */
   acceptSync(options?: { timeoutMs?: number }): UnixSocket {
-    const timeoutMs = integerOption(options?.timeoutMs, 'options.timeoutMs', -1, 0x7fffffff, -1);
+    const timeoutMs = timeoutOption(options?.timeoutMs);
     if (this.#accepts.waiting) throw busyError('accept');
     const deadline = timeoutMs < 0 ? -1 : Date.now() + timeoutMs;
     for (;;) {
@@ -138,6 +148,7 @@ export class UnixServer {
     this.#accepts.flush((op) => op.reject(closedError('UnixServer')));
   }
 
+  /** close(), for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -219,7 +230,7 @@ export function listen(target: string | ListenOptions): UnixServer {
     if ((sys.bind(fd, sockaddr, length) as number) < 0) {
       const errno = lastErrno();
       if (errno !== EADDRINUSE || address.path === undefined || !removeStaleSocket(address.path, sockaddr, length)) {
-        throw FdPassError.fromErrno('bind', errno, address.label);
+        throw bindError(errno, address);
       }
       check('bind', sys.bind(fd, sockaddr, length) as number, address.label);
     }
@@ -244,6 +255,21 @@ export function listen(target: string | ListenOptions): UnixServer {
     }
     throw err;
   }
+}
+
+/** bind's error; EADDRINUSE says whether a server is there or the path is something else (left alone). */
+function bindError(errno: number, address: UnixAddress & { label: string }): FdPassError {
+  const err = FdPassError.fromErrno('bind', errno, address.label);
+  if (errno !== EADDRINUSE) return err;
+  let why: string;
+  if (address.path === undefined) why = 'another socket is bound to this abstract name';
+  else {
+    const kind = nonSocketKind(address.path, false);
+    why = kind === undefined
+      ? 'a server is listening on this socket file'
+      : `the path exists and is ${kind}, not a socket; listen() never replaces it: remove it or choose another path`;
+  }
+  return new FdPassError('EADDRINUSE', `${err.message}: ${why}`, { errno, syscall: 'bind', path: address.label });
 }
 
 /**
@@ -271,8 +297,7 @@ function removeStaleSocket(path: string, sockaddr: Buffer, length: number): bool
 export function adoptServer(fd: number | Fd, options?: AdoptServerOptions): UnixServer {
   const authorize = checkAuthorize(options?.authorize, 'options.authorize');
   const n = ownedFdNumber(fd);
-  const domain = unixDomainOf(n);
-  if (domain !== C.AF_UNIX) throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not an AF_UNIX socket (SO_DOMAIN ${domain})`);
+  unixDomainOf(n);
   if (!getIntOption(n, C.SO_ACCEPTCONN)) throw new FdPassError('ERR_FDPASS_NOT_LISTENING', `fd ${n} is not a listening socket: use adopt()`);
   const { type, path } = describeSocket(n);
   if (type !== 'stream' && type !== 'seqpacket') throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} has unsupported socket type ${type}`);

@@ -1,9 +1,9 @@
 /** UnixSocket: sendmsg/recvmsg with SCM_RIGHTS, sync and async. */
-import { checkSignal, integerOption, NO_FDS, toCredentials, toFdNumbers, toPayload, type Payload, type SignalOptions } from './args.js';
+import { checkSignal, integerOption, NO_FDS, timeoutOption, toCredentials, toFdNumbers, toPayload, type Payload, type SignalOptions } from './args.js';
 import { parseControl, type Credentials, type ParsedControl } from './cmsg.js';
 import { FdPassError, abortError, busyError, closedError, invalidArgValue, timeoutError } from './errors.js';
 import { Fd } from './fd.js';
-import type { FdLike } from './fdlike.js';
+import { fdNumber, type FdLike } from './fdlike.js';
 import { C, EAGAIN, EINTR, L, check, closeQuietly, lastErrno, sys } from './libc.js';
 import { RecvBuffers, SendBuffers } from './msghdr.js';
 import { prepareHandOff, type HandOff } from './node.js';
@@ -15,8 +15,10 @@ import { AGAIN, WaitQueue, newWaiter, type Waiter } from './wait-queue.js';
 
 export type { Payload, SignalOptions } from './args.js';
 
+/** 'seqpacket' (reliable, ordered, message boundaries: the default), 'stream' (bytes, like TCP) or 'dgram'. */
 export type SocketType = 'stream' | 'seqpacket' | 'dgram';
 
+/** One received message: its bytes and the descriptors that came with it. */
 export interface Message {
   /** The bytes received. An empty payload sent by fdpass (or most C/Go/Perl peers) arrives as one NUL byte. */
   data: Buffer;
@@ -28,15 +30,17 @@ export interface Message {
   droppedFds: number;
 }
 
-export interface RecvOptions {
-  /** Largest payload accepted (default 65536). A longer datagram/seqpacket message fails with ERR_FDPASS_TRUNC. */
+/** Options of `recv()`. */
+export interface RecvOptions extends SignalOptions {
+  /** Largest payload accepted, 1 to 2^30 (default 65536). A longer datagram/seqpacket message fails with ERR_FDPASS_TRUNC; on a stream the rest waits for the next call. */
   maxBytes?: number;
-  /** Most fds handed to the caller (default 253, the kernel's limit); any beyond are closed. */
+  /** Most fds handed to the caller, 0 to 253 (default 253, the kernel's limit); any beyond are closed and counted in `droppedFds`. */
   maxFds?: number;
 }
 
-export interface RecvSyncOptions extends RecvOptions {
-  /** Give up with ETIMEDOUT after this long; default waits forever. */
+/** Options of `recvSync()`: those of `recv()` without `signal`, plus `timeoutMs`. */
+export interface RecvSyncOptions extends Omit<RecvOptions, 'signal'> {
+  /** Give up with ETIMEDOUT after this many milliseconds (0 to 2^31-1). Default (or Infinity): wait forever. Negative values are refused. */
   timeoutMs?: number;
 }
 
@@ -50,6 +54,7 @@ export interface RecvSyncOptions extends RecvOptions {
  * it already read or has not yet written is refused (ERR_FDPASS_BUSY).
  */
 export interface HandOffOptions {
+  /** Hand the sent objects off: close this process's copies once the message is in the kernel (default false). */
   close?: boolean;
 }
 
@@ -61,13 +66,17 @@ export interface HandOffOptions {
  * with `passCredentials()` — and then sees the sender's real ids even when none are sent.
  */
 export interface CredentialsOptions {
+  /** Attach SCM_CREDENTIALS claiming this pid/uid/gid (checked by the kernel: EPERM for a false claim without privilege). */
   credentials?: Credentials;
 }
 
+/** Options of `sendSync()`. */
 export interface SendSyncOptions extends HandOffOptions, CredentialsOptions {
+  /** Give up with ETIMEDOUT after this many milliseconds (0 to 2^31-1). Default (or Infinity): wait forever. Negative values are refused. */
   timeoutMs?: number;
 }
 
+/** Options of `send()`: `signal` cancels it while it waits for room; `close` hands the sent objects off; `credentials` adds SCM_CREDENTIALS. */
 export interface SendOptions extends SignalOptions, HandOffOptions, CredentialsOptions {}
 
 const SEND_FLAGS = C.MSG_NOSIGNAL | C.MSG_DONTWAIT;
@@ -107,6 +116,7 @@ export let socketSteps: SocketSteps;
  */
 export class UnixSocket {
   #fd: number;
+  /** 'seqpacket', 'stream' or 'dgram', as the kernel reports it. */
   readonly type: SocketType;
   /** Readiness on the event loop; holds no uv handle until an operation waits. */
   readonly #watcher: Watcher;
@@ -121,7 +131,7 @@ export class UnixSocket {
 
   /** Wrap a connected AF_UNIX socket descriptor and take ownership of it. Prefer `adopt()`. */
   constructor(fd: number, type: SocketType) {
-    this.#fd = fd;
+    this.#fd = fdNumber(fd);
     this.type = type;
     this.#watcher = new Watcher(fd, (readable, writable) => this.#onReady(readable, writable));
     this.#sends = new WaitQueue<SendOp, number>(
@@ -160,6 +170,7 @@ export class UnixSocket {
     return this.#fd;
   }
 
+  /** True after close() or release(). */
   get closed(): boolean {
     return this.#fd < 0;
   }
@@ -171,7 +182,7 @@ export class UnixSocket {
    */
   sendSync(data?: Payload, fds?: readonly FdLike[] | null, options?: SendSyncOptions): number {
     const op = new SendOp(toPayload(data), toFdNumbers(fds), undefined, options === undefined ? undefined : toCredentials(options.credentials));
-    const timeoutMs = integerOption(options?.timeoutMs, 'options.timeoutMs', -1, 0x7fffffff, -1);
+    const timeoutMs = timeoutOption(options?.timeoutMs);
     if (this.#sends.waiting) throw busyError('send');
     if (this.#sendBroken !== null) throw this.#sendBroken;
     const handOff = options?.close ? prepareHandOff(fds ?? []) : null;
@@ -225,7 +236,7 @@ export class UnixSocket {
   recvSync(options?: RecvSyncOptions): Message | null {
     const maxBytes = integerOption(options?.maxBytes, 'options.maxBytes', 1, MAX_MAX_BYTES, DEFAULT_MAX_BYTES);
     const maxFds = integerOption(options?.maxFds, 'options.maxFds', 0, C.SCM_MAX_FD, C.SCM_MAX_FD);
-    const timeoutMs = integerOption(options?.timeoutMs, 'options.timeoutMs', -1, 0x7fffffff, -1);
+    const timeoutMs = timeoutOption(options?.timeoutMs);
     if (this.#recvs.waiting) throw busyError('recv');
     const deadline = timeoutMs < 0 ? -1 : Date.now() + timeoutMs;
     for (;;) {
@@ -239,7 +250,7 @@ export class UnixSocket {
    * Receive one message; resolves null at end of stream, or when this socket is closed while the
    * call waits. On a socket that is already closed it rejects with ERR_FDPASS_CLOSED.
    */
-  recv(options?: RecvOptions & SignalOptions): Promise<Message | null> {
+  recv(options?: RecvOptions): Promise<Message | null> {
     let op: RecvOp;
     try {
       const signal = checkSignal(options);
@@ -307,6 +318,7 @@ export class UnixSocket {
     this.#recvs.flush((op) => op.resolve(null));
   }
 
+  /** close(), for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -364,7 +376,7 @@ export class UnixSocket {
         const errno = lastErrno();
         if (errno === EINTR) continue;
         if (errno === EAGAIN) return false;
-        throw sendError(errno, op);
+        throw sendError(errno, op, fd);
       }
       op.started = true;
       op.offset += n;

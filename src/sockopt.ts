@@ -29,12 +29,18 @@ export function peerCredentials(fd: number): Credentials {
   };
 }
 
+/** A socket's address family by name, or the number when fdpass has no name for it. */
 export type SocketFamily = 'unix' | 'inet' | 'inet6' | 'netlink' | number;
+/** A socket's type by name, or the number when fdpass has no name for it. */
 export type SocketTypeName = 'stream' | 'dgram' | 'seqpacket' | 'raw' | number;
 
+/** What describeFd() reports about a socket (`FdDescription.socket`), read with getsockopt/getsockname. */
 export interface SocketDescription {
+  /** SO_DOMAIN: 'unix', 'inet', 'inet6', 'netlink', or the number. */
   family: SocketFamily;
+  /** SO_TYPE: 'stream', 'dgram', 'seqpacket', 'raw', or the number. */
   type: SocketTypeName;
+  /** SO_PROTOCOL (6 for TCP, 17 for UDP, 0 for Unix sockets). */
   protocol: number;
   /** SO_ACCEPTCONN: a listening socket (accept() works on it). */
   listening: boolean;
@@ -42,6 +48,7 @@ export interface SocketDescription {
   path?: string;
   /** inet/inet6 sockets: the local address and port. */
   localAddress?: string;
+  /** inet/inet6 sockets: the local port. */
   localPort?: number;
 }
 

@@ -1,7 +1,9 @@
 /** Shared test helpers: fd accounting, GC pressure, fixture children. */
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { readinessDescriptors } from '../src/readiness.js';
@@ -140,4 +142,39 @@ export async function tcpConnection(): Promise<{ server: net.Server; port: numbe
   const client = net.connect(port, '127.0.0.1');
   await new Promise<void>((r) => client.once('connect', r));
   return { server, port, client, accepted: await connection };
+}
+
+let readable: string | undefined;
+
+/**
+ * A world-readable copy of what a TypeScript fixture run as another user (`spawn(…, { uid })`)
+ * loads: src/, the fixture directories, package.json, and the packages tsx and koffi need. The
+ * checkout itself may be unreadable to that user (a clone under root's home or `mktemp -d`, both
+ * 0700), and a child started as nobody must read its code from somewhere. Made once per test
+ * file, removed when it exits. Run such a child with this directory as `cwd`.
+ */
+export function readableCopy(): string {
+  if (readable !== undefined) return readable;
+  const root = mkdtempSync(join(tmpdir(), 'fdpass-readable-'));
+  process.on('exit', () => rmSync(root, { recursive: true, force: true }));
+  for (const entry of ['package.json', 'tsconfig.json', 'src', 'test/fixtures', 'examples/fixtures']) {
+    cpSync(join(repoRoot, entry), join(root, entry), { recursive: true });
+  }
+  // The packages the loader and the library load, with everything they depend on that is installed.
+  const queue = ['tsx', 'koffi'];
+  const copied = new Set<string>();
+  while (queue.length > 0) {
+    const name = queue.shift()!;
+    const from = join(repoRoot, 'node_modules', name);
+    if (copied.has(name) || !existsSync(from)) continue;
+    copied.add(name);
+    cpSync(from, join(root, 'node_modules', name), { recursive: true });
+    const pkg = JSON.parse(readFileSync(join(from, 'package.json'), 'utf8')) as { dependencies?: object; optionalDependencies?: object };
+    queue.push(...Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies }));
+  }
+  // Whatever the checkout's modes (a umask of 077 makes files 0600): readable and searchable by all.
+  const chmod = spawnSync('chmod', ['-R', 'a+rX', root]);
+  if (chmod.status !== 0) throw new Error(`chmod -R a+rX ${root} failed`);
+  readable = root;
+  return root;
 }
