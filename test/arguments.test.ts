@@ -129,6 +129,9 @@ let notifyListener: ReturnType<typeof systemd.listenNotify>;
 let readEnd: fdpass.Fd;
 let writeEnd: fdpass.Fd;
 let self: fdpass.PidFd;
+/** A connected USocket and the plain socket at its other end. */
+let stream: fdpass.USocket;
+let streamPeer: fdpass.UnixSocket;
 
 interface Case {
   call(bad: unknown): unknown;
@@ -169,6 +172,12 @@ function nothingSent(): void {
 async function nothingNotified(): Promise<void> {
   const err = await notifyListener.recv({ signal: AbortSignal.timeout(20) }).then(() => null, (e: Error) => e);
   expect(err?.name, 'the notify socket must receive nothing').toBe('AbortError');
+}
+
+function nothingStreamed(): void {
+  const err = catchError(() => streamPeer.recvSync({ timeoutMs: 0 }));
+  expect(err.code, 'the stream peer must receive nothing').toBe('ETIMEDOUT');
+  expect(stream.writableLength, 'nothing queued either').toBe(0);
 }
 
 function noFile(name: string): () => void {
@@ -253,12 +262,31 @@ const cases: Record<string, Case> = {
   'systemd.notifyBarrier(options.timeoutMs)': { call: (v) => systemd.notifyBarrier({ timeoutMs: v as number, socket: notifyListener.address }), after: nothingNotified },
   'systemd.listenNotify(target.mode)': { call: (v) => systemd.listenNotify({ path: join(dir, 'notify-mode.sock'), mode: v as number }), after: noFile('notify-mode.sock') },
   'new systemd.ListenFd(fd)': { call: (v) => new systemd.ListenFd(v as number, 'x') },
+
+  'USocket#connect(target.fd)': { call: (v) => new fdpass.USocket().connect({ fd: v as number }) },
+  'new USocket(options.fd)': { call: (v) => new fdpass.USocket({ fd: v as number }) },
+  // null is usocket's "all": all buffered bytes, or the fds that came with them.
+  'USocket#read(size)': { call: (v) => stream.read(v as number, 0), valid: ['null'] },
+  'USocket#read(count)': { call: (v) => stream.read(0, v as number), valid: ['null'] },
+  'USocket#unshift(fdsOrEncoding)': {
+    call: (v) => stream.unshift(Buffer.from('x'), [readEnd, v as number]),
+    after: () => expect(stream.readableLength, 'nothing put back').toBe(0),
+  },
+  'USocket#write(chunk)': { call: (v) => stream.write([readEnd, v as number]), after: nothingStreamed },
+  'USocket#end(chunk)': { call: (v) => stream.end({ data: 'x', fds: [readEnd, v as number] }), after: nothingStreamed },
+  'UServer#listen(backlog)': { call: (v) => new fdpass.UServer().listen(join(dir, 'us-backlog.sock'), v as number), after: noFile('us-backlog.sock') },
+  'UServer#listen(target.backlog)': { call: (v) => new fdpass.UServer().listen({ path: join(dir, 'us-backlog2.sock'), backlog: v as number }), after: noFile('us-backlog2.sock') },
+  'UServer#listen(target.mode)': { call: (v) => new fdpass.UServer().listen({ path: join(dir, 'us-mode.sock'), mode: v as number }), after: noFile('us-mode.sock') },
 };
 // The same functions under their top-level names.
 cases['sendHandle(handle)'] = cases['multiprocessing.sendHandle(handle)'];
 cases['sendHandle(destinationPid)'] = cases['multiprocessing.sendHandle(destinationPid)'];
 cases['notify(fds)'] = cases['systemd.notify(fds)'];
 cases['new ListenFd(fd)'] = cases['new systemd.ListenFd(fd)'];
+for (const key of Object.keys(cases)) {
+  if (key.startsWith('USocket#') || key === 'new USocket(options.fd)') cases[key.replace('USocket', 'UnixStream')] = cases[key];
+  if (key.startsWith('UServer#')) cases[key.replace('UServer#', 'UnixStreamServer#')] = cases[key];
+}
 
 /** Number-typed arguments that are not descriptors, sizes, counts, modes or timeouts a caller passes in. */
 const notArguments: Record<string, string> = {
@@ -275,7 +303,12 @@ const notArguments: Record<string, string> = {
   'new UnixServer(created.ino)': 'internal: listen() passes the stat() of the file it created',
   'new systemd.NotifyListener(created.dev)': 'internal: listenNotify() passes the stat() of the file it created',
   'new systemd.NotifyListener(created.ino)': 'internal: listenNotify() passes the stat() of the file it created',
+  // The stream's Readable/Writable arguments, which Node's own stream code checks.
+  'USocket#unshift(chunk)': 'bytes put back (a Buffer or string), checked by Readable#unshift',
+  'USocket#end(cb)': 'a callback, as Writable#end',
+  'USocket#end(encoding)': 'an encoding name (or the callback), as Writable#end',
 };
+for (const key of Object.keys(notArguments)) if (key.startsWith('USocket#')) notArguments[key.replace('USocket#', 'UnixStream#')] = notArguments[key];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fdpass-args-'));
@@ -286,10 +319,15 @@ beforeAll(async () => {
   notifyListener = systemd.listenNotify(join(dir, 'notify.sock'));
   [readEnd, writeEnd] = pipe();
   self = PidFd.open(process.pid);
+  const [mine, theirs] = socketPair('stream');
+  streamPeer = theirs;
+  stream = new fdpass.USocket({ fd: mine.release() });
+  await new Promise((r) => stream.once('connected', r));
 });
 
 afterAll(async () => {
-  for (const x of [a, b, server, notifyListener, readEnd, writeEnd, self]) x?.close();
+  for (const x of [a, b, server, notifyListener, readEnd, writeEnd, self, streamPeer]) x?.close();
+  stream?.destroy();
   await new Promise((r) => tcp?.close(r));
   rmSync(dir, { recursive: true, force: true });
 });

@@ -53,7 +53,7 @@ export class UServer extends EventEmitter {
       }
     }
     if (typeof path !== 'string') throw invalidArgType('path', 'a string', path);
-    const backlogValue = integerOption(backlog || undefined, 'backlog', 0, 0x7fffffff, 16);
+    const backlogValue = integerOption(backlog, 'backlog', 0, 0x7fffffff, 16);
     if (onListening !== undefined) {
       if (typeof onListening !== 'function') throw invalidArgType('callback', 'a function', onListening);
       this.once('listening', onListening);

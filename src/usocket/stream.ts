@@ -102,10 +102,13 @@ function toData(value: unknown): Buffer {
   throw invalidArgType('data', 'a Buffer, Uint8Array or string', value);
 }
 
-function checkCount(value: unknown, name: string): void {
+/** Node's Readable refuses to buffer more than 1 GiB at once (its largest highWaterMark). */
+const MAX_READ_SIZE = 2 ** 30;
+
+function checkCount(value: unknown, name: string, max: number): void {
   if (value === null || value === undefined) return;
   if (typeof value !== 'number') throw invalidArgType(name, 'a non-negative integer or null', value);
-  if (!Number.isInteger(value) || value < 0) throw outOfRange(name, 'a non-negative integer', value);
+  if (!Number.isInteger(value) || value < 0 || value > max) throw outOfRange(name, `an integer from 0 to ${max}`, value);
 }
 
 let attachAccepted: (stream: USocket, socket: UnixSocket) => void;
@@ -236,8 +239,8 @@ export class USocket extends Duplex {
   override read(size?: number | null, count?: number | null): any {
     if (this.#readRequested) this.#updateInterest(); // a 'readable' listener may have been added after pause()
     if (count === undefined) return super.read(size as number);
-    if (size !== null && size !== undefined) checkCount(size, 'size');
-    checkCount(count, 'count');
+    checkCount(size, 'size', MAX_READ_SIZE);
+    checkCount(count, 'count', 0x7fffffff);
     if (this.destroyed) return null;
     const queue = this.#fds;
     if (count !== null && queue.length < count) {
