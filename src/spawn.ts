@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { FdPassError, invalidArgType, invalidArgValue, outOfRange } from './errors.js';
 import { Fd, describeFd } from './fd.js';
 import { describeKind } from './node.js';
-import { adopt, socketPair } from './connect.js';
+import { adopt, defaultMessageType, socketPair } from './connect.js';
 import type { SocketType, UnixSocket } from './socket.js';
 
 /** The environment variable that tells a child which descriptor is its socket. */
@@ -18,7 +18,7 @@ const DEFAULT_CHILD_FD = 3;
 export interface SpawnWithSocketOptions extends SpawnOptions {
   /** The descriptor number the child's end gets (default 3; 0–2 are stdin/stdout/stderr). */
   fd?: number;
-  /** Socket type of the pair (default 'seqpacket': one message per send). */
+  /** Socket type of the pair (default 'seqpacket', or 'framed' where there is none: one message per send). */
   type?: SocketType;
 }
 
@@ -54,7 +54,7 @@ function stdioArray(stdio: StdioOptions | undefined, childFd: number): StdioEntr
 export function spawnWithSocket(command: string, args: readonly string[] = [], options: SpawnWithSocketOptions = {}): ChildWithSocket {
   if (typeof command !== 'string') throw invalidArgType('command', 'a string', command);
   if (!Array.isArray(args)) throw invalidArgType('args', 'an array of strings', args);
-  const { fd: requestedFd, type = 'seqpacket', stdio, env, ...spawnOptions } = options;
+  const { fd: requestedFd, type = defaultMessageType, stdio, env, ...spawnOptions } = options;
   const childFd = requestedFd ?? DEFAULT_CHILD_FD;
   if (!Number.isInteger(childFd) || childFd < 3 || childFd > 1023) throw outOfRange('options.fd', 'an integer from 3 to 1023', childFd);
   const entries = stdioArray(stdio, childFd);

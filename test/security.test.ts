@@ -95,7 +95,7 @@ describe('listen({ authorize })', () => {
   it('"only my uid" on an abstract name (which has no file permissions at all): nobody is closed inside accept, root is served', async () => {
     await expectNoFdLeak(async () => {
       const name = abstractName();
-      const seen: Record<string, number>[] = [];
+      const seen: Record<string, number | undefined>[] = [];
       const server = listen({ abstract: name, authorize: (peer) => (seen.push({ pid: peer.pid, uid: peer.uid, gid: peer.gid }), peer.uid === process.getuid!()) });
       const baseline = fdCount();
       const accepted = server.accept();
