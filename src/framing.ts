@@ -12,6 +12,11 @@
  * first chunk with descriptors, not before it), so the reader queues every descriptor it
  * receives and gives each message the number its header names, oldest first. A descriptor
  * still queued after the message whose bytes it arrived with is a protocol violation.
+ *
+ * When the kernel could not install every descriptor (MSG_CTRUNC), the lost ones belonged to
+ * the one message with descriptors that starts in that read: that message fails with
+ * ERR_FDPASS_CTRUNC when its turn comes (the ones that did arrive are closed), and the stream
+ * stays in step. If no single such message can be found, reading stops for good.
  */
 import { FdPassError } from './errors.js';
 import { closeQuietly } from './libc.js';
@@ -47,6 +52,9 @@ function protocolError(message: string): FdPassError {
   return new FdPassError('ERR_FDPASS_PROTOCOL', `framed socket: ${message}`);
 }
 
+/** A queued slot for a descriptor that MSG_CTRUNC lost: counted, never closed. */
+const LOST = -1;
+
 /** Per-socket receive state: bytes read but not yet returned, and the descriptor queue. */
 export class FrameReader {
   #buf = Buffer.alloc(0);
@@ -62,6 +70,8 @@ export class FrameReader {
   #skipFds = 0;
   /** Set once the stream can no longer be read as messages: every later read fails with it. */
   #broken: FdPassError | null = null;
+  /** Stream offsets of messages whose descriptors MSG_CTRUNC cut short. */
+  readonly #truncated = new Set<number>();
 
   /** Bytes or descriptors read from the socket and not yet returned. */
   get holdsData(): boolean {
@@ -78,12 +88,17 @@ export class FrameReader {
     return Math.max(minimum, Math.min(FRAME_HEADER_BYTES + length - have, 1 << 20));
   }
 
-  /** Take `n` bytes of `data` and the descriptors that came with them. */
-  push(data: Buffer, n: number, fds: readonly number[]): void {
-    const end = this.#position + (this.#end - this.#start) + n;
+  /**
+   * Take `n` bytes of `data` and the descriptors that came with them. `truncated`: the kernel set
+   * MSG_CTRUNC on this read (some descriptors were lost); throws ERR_FDPASS_CTRUNC at once when
+   * the message they belonged to cannot be told.
+   */
+  push(data: Buffer, n: number, fds: readonly number[], truncated = false): void {
+    const readStart = this.#position + (this.#end - this.#start);
+    const readEnd = readStart + n;
     for (const fd of fds) {
       this.#fds.push(fd);
-      this.#fdEnds.push(end);
+      this.#fdEnds.push(readEnd);
     }
     if (this.#broken !== null) {
       this.#closeQueued();
@@ -96,21 +111,56 @@ export class FrameReader {
       this.#position += skip;
     } else skip = 0;
     const rest = n - skip;
-    if (rest === 0) return;
-    if (this.#buf.length - this.#end < rest) {
-      const have = this.#end - this.#start;
-      if (this.#start > 0 && this.#buf.length - have >= rest) {
-        this.#buf.copy(this.#buf, 0, this.#start, this.#end);
-      } else {
-        const grown = Buffer.allocUnsafe(Math.max(have + rest, this.#buf.length * 2, 4096));
-        this.#buf.copy(grown, 0, this.#start, this.#end);
-        this.#buf = grown;
+    if (rest > 0) {
+      if (this.#buf.length - this.#end < rest) {
+        const have = this.#end - this.#start;
+        if (this.#start > 0 && this.#buf.length - have >= rest) {
+          this.#buf.copy(this.#buf, 0, this.#start, this.#end);
+        } else {
+          const grown = Buffer.allocUnsafe(Math.max(have + rest, this.#buf.length * 2, 4096));
+          this.#buf.copy(grown, 0, this.#start, this.#end);
+          this.#buf = grown;
+        }
+        this.#start = 0;
+        this.#end = have;
       }
-      this.#start = 0;
-      this.#end = have;
+      data.copy(this.#buf, this.#end, skip, n);
+      this.#end += rest;
     }
-    data.copy(this.#buf, this.#end, skip, n);
-    this.#end += rest;
+    if (truncated) this.#attributeLoss(readStart, readEnd, fds.length);
+  }
+
+  /**
+   * MSG_CTRUNC: find the one message with descriptors that starts in [readStart, readEnd) — a
+   * read carries the descriptors of one sendmsg, which starts at a header — and fill its
+   * missing descriptors with LOST slots, so later messages still get their own.
+   */
+  #attributeLoss(readStart: number, readEnd: number, arrived: number): void {
+    let candidate: { start: number; count: number } | null = null;
+    let ambiguous = false;
+    let pos = this.#position + this.#skipBytes;
+    while (pos < readEnd) {
+      const at = this.#start + (pos - this.#position);
+      if (at + FRAME_HEADER_BYTES > this.#end) break;
+      const count = this.#buf.readUInt16BE(at + 2);
+      if (pos >= readStart && count > 0) {
+        if (candidate !== null) ambiguous = true;
+        candidate = { start: pos, count };
+      }
+      pos += FRAME_HEADER_BYTES + this.#buf.readUInt32BE(at + 4);
+    }
+    if (candidate === null || ambiguous || arrived > candidate.count) {
+      this.#fail(new FdPassError(
+        'ERR_FDPASS_CTRUNC',
+        `recvmsg: control data was truncated (MSG_CTRUNC): descriptors were lost${arrived ? `; the ${arrived} that arrived were closed` : ''}, and this framed socket cannot tell which message they belonged to, so it can no longer be read. The receiver may be out of file descriptors (EMFILE)`,
+        { syscall: 'recvmsg' },
+      ));
+    }
+    for (let i = arrived; i < candidate.count; i++) {
+      this.#fds.push(LOST);
+      this.#fdEnds.push(readEnd);
+    }
+    this.#truncated.add(candidate.start);
   }
 
   /**
@@ -159,6 +209,7 @@ export class FrameReader {
     if (this.#fds.length < count) {
       this.#fail(protocolError(`a message header announced ${count} descriptors but ${this.#fds.length} arrived with it`));
     }
+    const frameStart = this.#position;
     const data = Buffer.allocUnsafe(length);
     this.#buf.copy(data, 0, h + FRAME_HEADER_BYTES, h + FRAME_HEADER_BYTES + length);
     this.#start += FRAME_HEADER_BYTES + length;
@@ -167,11 +218,20 @@ export class FrameReader {
     this.#fdEnds.splice(0, count);
     // Descriptors that came with this message's bytes (or earlier) but were not announced.
     if (this.#fdEnds.length > 0 && this.#fdEnds[0] <= frameEnd) {
-      for (const fd of fds) closeQuietly(fd);
+      closeAll(fds);
       this.#fail(protocolError('descriptors arrived that no message header announced'));
     }
+    if (this.#truncated.delete(frameStart)) {
+      const arrived = fds.filter((fd) => fd !== LOST).length;
+      closeAll(fds);
+      throw new FdPassError(
+        'ERR_FDPASS_CTRUNC',
+        `recvmsg: control data was truncated (MSG_CTRUNC): descriptors were lost${arrived ? `; the ${arrived} that arrived were closed` : ''}. The receiver may be out of file descriptors (EMFILE)`,
+        { syscall: 'recvmsg' },
+      );
+    }
     const keep = Math.min(count, maxFds);
-    for (let i = keep; i < count; i++) closeQuietly(fds[i]);
+    closeAll(fds.slice(keep));
     if (keep < count) fds.length = keep;
     return { data, fds, dropped: count - keep };
   }
@@ -188,15 +248,6 @@ export class FrameReader {
     }
     if (this.#fds.length > 0) this.#fail(protocolError('descriptors arrived that no message header announced'));
     return null;
-  }
-
-  /**
-   * Descriptors were lost (MSG_CTRUNC): which message the rest belong to can no longer be told.
-   * Closes what is queued; later reads fail.
-   */
-  lostDescriptors(): void {
-    this.#broken = protocolError('descriptors were lost earlier (MSG_CTRUNC): the stream can no longer be read as messages');
-    this.#closeQueued();
   }
 
   /** Close every queued descriptor (the socket is being closed). */
@@ -223,14 +274,18 @@ export class FrameReader {
   /** Close up to `count` of the oldest queued descriptors; returns how many. */
   #closeOldest(count: number): number {
     const n = Math.min(count, this.#fds.length);
-    for (const fd of this.#fds.splice(0, n)) closeQuietly(fd);
+    closeAll(this.#fds.splice(0, n));
     this.#fdEnds.splice(0, n);
     return n;
   }
 
   #closeQueued(): void {
-    for (const fd of this.#fds) closeQuietly(fd);
+    closeAll(this.#fds);
     this.#fds = [];
     this.#fdEnds = [];
   }
+}
+
+function closeAll(fds: readonly number[]): void {
+  for (const fd of fds) if (fd !== LOST) closeQuietly(fd);
 }

@@ -480,18 +480,12 @@ export class UnixSocket {
         for (const x of control.extraFds) closeQuietly(x);
       }
       receivedCloexec(received);
-      if (buffers.flags & C.MSG_CTRUNC) {
-        for (const x of received) closeQuietly(x);
-        frames.lostDescriptors();
-        throw new FdPassError(
-          'ERR_FDPASS_CTRUNC',
-          `recvmsg: control data was truncated (MSG_CTRUNC): descriptors were lost${received.length ? `; the ${received.length} that arrived were closed` : ''}, and this framed socket can no longer tell which message the rest belong to. The receiver may be out of file descriptors (EMFILE)`,
-          { syscall: 'recvmsg' },
-        );
-      }
-      if (n === 0 && received.length === 0) return frames.atEof();
+      const truncated = (buffers.flags & C.MSG_CTRUNC) !== 0;
+      if (n === 0 && received.length === 0 && !truncated) return frames.atEof();
       this.#frameCredentials = control?.credentials;
-      frames.push(buffers.data, n, received);
+      // MSG_CTRUNC: the message that lost descriptors fails when its turn comes (or at once, if
+      // it cannot be told); messages before and after it are served as usual.
+      frames.push(buffers.data, n, received, truncated);
     }
   }
 }
