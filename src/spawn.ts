@@ -13,6 +13,11 @@ import type { SocketType, UnixSocket } from './socket.js';
 
 /** The environment variable that tells a child which descriptor is its socket. */
 export const FDPASS_FD_ENV = 'FDPASS_FD';
+/**
+ * …and which fdpass type it is, so `inheritedSocket()` reads a stream socket the way the parent
+ * made it ('stream' raw bytes or 'framed' messages: the kernel type is the same).
+ */
+export const FDPASS_TYPE_ENV = 'FDPASS_TYPE';
 const DEFAULT_CHILD_FD = 3;
 
 export interface SpawnWithSocketOptions extends SpawnOptions {
@@ -65,7 +70,7 @@ export function spawnWithSocket(command: string, args: readonly string[] = [], o
     child = spawn(command, args, {
       ...spawnOptions,
       stdio: entries,
-      env: { ...(env ?? process.env), [FDPASS_FD_ENV]: String(childFd) },
+      env: { ...(env ?? process.env), [FDPASS_FD_ENV]: String(childFd), [FDPASS_TYPE_ENV]: type },
     });
   } catch (err) {
     parentEnd.close();
@@ -122,10 +127,12 @@ export function inheritedSocket(): UnixSocket {
   try {
     const desc = describeFd(fd);
     if (desc.kind === 'socket' && desc.socket?.family === 'unix' && !desc.socket.listening) {
+      const type = process.env[FDPASS_TYPE_ENV] as SocketType | undefined;
       const f = new Fd(fd);
       f.setCloseOnExec(true);
-      inherited = adopt(f);
+      inherited = adopt(f, type ? { type } : undefined);
       delete process.env[FDPASS_FD_ENV];
+      delete process.env[FDPASS_TYPE_ENV];
       return inherited;
     }
     what = `is ${describeKind(desc)}, not a connected Unix socket`;

@@ -421,6 +421,23 @@ socket.send_fds(s, [struct.pack('>BBHI', 0xFD, 1, 1, len(reply)) + reply], [r])
     });
   });
 
+  it("spawnWithSocket({ type: 'framed' }): the child's inheritedSocket() is framed too (FDPASS_TYPE), whatever the platform default", async () => {
+    await expectNoFdLeak(async () => {
+      const { child, socket } = spawnWithSocket(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'test/fixtures/node-child-echo.ts')], { type: 'framed', cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
+      try {
+        const hello = JSON.parse((await socket.recv())!.data.toString());
+        expect(hello).toMatchObject({ hello: true, type: 'framed', fd: 3 });
+        using f = new Fd(fs.openSync(file, 'r'));
+        await socket.send('a file', [f]);
+        expect(JSON.parse((await socket.recv())!.data.toString())).toEqual({ got: 'a file', contents: ['contents'] });
+        socket.shutdown('write');
+        expect(await new Promise((resolve) => child.on('exit', resolve))).toBe(0);
+      } finally {
+        socket.close();
+      }
+    });
+  });
+
   it('MSG_CTRUNC (the receiver is out of descriptors): that message fails, the next one arrives whole', async () => {
     // The fixture lowers its RLIMIT_NOFILE so only 3 slots are free, then receives 20 fds.
     await expectNoFdLeak(async () => {
