@@ -18,7 +18,7 @@
  */
 import { FdPassError } from './errors.js';
 import { Fd, pipe } from './fd.js';
-import { C, L, fcntlInt, koffi, lib, sys } from './libc.js';
+import { C, E, L, fcntlInt, koffi, lib, sys } from './libc.js';
 
 export interface ReadinessSink {
   /** Called on the JS thread when the descriptor may be readable/writable. */
@@ -242,13 +242,13 @@ function threadBackend(): Backend {
     const offset = first === null ? 0 : 1;
     const fds = Buffer.alloc(size * (watched.length + offset));
     if (first !== null) {
-      fds.writeInt32LE(first, L.pollfd.fd);
-      fds.writeInt16LE(C.POLLIN, L.pollfd.events);
+      E.writeInt32(fds, L.pollfd.fd, first);
+      E.writeInt16(fds, L.pollfd.events, C.POLLIN);
     }
     watched.forEach((e, i) => {
       const at = size * (i + offset);
-      fds.writeInt32LE(e.fd, at + L.pollfd.fd);
-      fds.writeInt16LE((e.readable ? C.POLLIN : 0) | (e.writable ? C.POLLOUT : 0), at + L.pollfd.events);
+      E.writeInt32(fds, at + L.pollfd.fd, e.fd);
+      E.writeInt16(fds, at + L.pollfd.events, (e.readable ? C.POLLIN : 0) | (e.writable ? C.POLLOUT : 0));
     });
     return fds;
   }
@@ -256,7 +256,7 @@ function threadBackend(): Backend {
   /** Hand what poll(2) reported to the waiters (entries closed meanwhile are skipped). */
   function report(fds: Buffer, watched: ThreadEntry[], offset: number): void {
     watched.forEach((e, i) => {
-      const revents = fds.readInt16LE(L.pollfd.size * (i + offset) + L.pollfd.revents);
+      const revents = E.readInt16(fds, L.pollfd.size * (i + offset) + L.pollfd.revents);
       if (revents === 0 || !entries.has(e)) return;
       // POLLERR/POLLHUP/POLLNVAL: let every waiter retry and see the real result.
       const failed = (revents & (C.POLLERR | C.POLLHUP | POLLNVAL)) !== 0;

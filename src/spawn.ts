@@ -9,19 +9,24 @@ import { integerOption } from './args.js';
 import { FdPassError, invalidArgType, invalidArgValue } from './errors.js';
 import { Fd, describeFd } from './fd.js';
 import { describeKind } from './node.js';
-import { adopt, socketPair } from './connect.js';
+import { adopt, defaultMessageType, socketPair } from './connect.js';
 import { launcherHint, planLaunch } from './launcher.js';
 import type { SocketType, UnixSocket } from './socket.js';
 
 /** The environment variable that tells a child which descriptor is its socket. */
 export const FDPASS_FD_ENV = 'FDPASS_FD';
+/**
+ * …and which fdpass type it is, so `inheritedSocket()` reads a stream socket the way the parent
+ * made it ('stream' raw bytes or 'framed' messages: the kernel type is the same).
+ */
+export const FDPASS_TYPE_ENV = 'FDPASS_TYPE';
 const DEFAULT_CHILD_FD = 3;
 
 /** `child_process.spawn` options, plus where the child's socket goes (`fd`) and its `type`. */
 export interface SpawnWithSocketOptions extends SpawnOptions {
   /** The descriptor number the child's end gets (default 3; 0–2 are stdin/stdout/stderr). */
   fd?: number;
-  /** Socket type of the pair (default 'seqpacket': one message per send). */
+  /** Socket type of the pair (default 'seqpacket', or 'framed' where there is none: one message per send). */
   type?: SocketType;
 }
 
@@ -62,7 +67,7 @@ function stdioArray(stdio: StdioOptions | undefined, childFd: number): StdioEntr
 export function spawnWithSocket(command: string, args: readonly string[] = [], options: SpawnWithSocketOptions = {}): ChildWithSocket {
   if (typeof command !== 'string') throw invalidArgType('command', 'a string', command);
   if (!Array.isArray(args)) throw invalidArgType('args', 'an array of strings', args);
-  const { fd: requestedFd, type = 'seqpacket', stdio, env, ...spawnOptions } = options;
+  const { fd: requestedFd, type = defaultMessageType, stdio, env, ...spawnOptions } = options;
   const childFd = integerOption(requestedFd, 'options.fd', 3, 1023, DEFAULT_CHILD_FD);
   const entries = stdioArray(stdio, childFd);
   // The tsx CLI and package runners (npx, npm exec) do not pass fd 3 on: run node with tsx's
@@ -78,7 +83,7 @@ export function spawnWithSocket(command: string, args: readonly string[] = [], o
     child = spawn(file, argv, {
       ...spawnOptions,
       stdio: entries,
-      env: { ...(env ?? process.env), [FDPASS_FD_ENV]: String(childFd) },
+      env: { ...(env ?? process.env), [FDPASS_FD_ENV]: String(childFd), [FDPASS_TYPE_ENV]: type },
     });
   } catch (err) {
     parentEnd.close();
@@ -137,10 +142,12 @@ export function inheritedSocket(): UnixSocket {
   try {
     const desc = describeFd(fd);
     if (desc.kind === 'socket' && desc.socket?.family === 'unix' && !desc.socket.listening) {
+      const type = process.env[FDPASS_TYPE_ENV] as SocketType | undefined;
       const f = new Fd(fd);
       f.setCloseOnExec(true);
-      inherited = adopt(f);
+      inherited = adopt(f, type ? { type } : undefined);
       delete process.env[FDPASS_FD_ENV];
+      delete process.env[FDPASS_TYPE_ENV];
       return inherited;
     }
     what = `is ${describeKind(desc)}, not a connected Unix socket`;
