@@ -15,6 +15,7 @@ import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fdpass from '../src/index.js';
 import { catchError, expectNoFdLeak, repoRoot } from './helpers.js';
+import { MESSAGE_TYPE, notifyReceiver } from './mode.js';
 
 const {
   Fd, FdPassError, PidFd, UnixServer, UnixSocket, adopt, adoptServer, describeFd, fdOf, forkWithSocket, listProcessFds, listen,
@@ -125,7 +126,7 @@ let a: fdpass.UnixSocket;
 let b: fdpass.UnixSocket;
 let server: fdpass.UnixServer;
 let tcp: net.Server;
-let notifyListener: ReturnType<typeof systemd.listenNotify>;
+let notifyListener: ReturnType<typeof notifyReceiver>;
 let readEnd: fdpass.Fd;
 let writeEnd: fdpass.Fd;
 let self: fdpass.PidFd;
@@ -192,8 +193,8 @@ const cases: Record<string, Case> = {
   'Fd.dup(value)': { call: (v) => Fd.dup(v as number) },
   'fdOf(value)': { call: (v) => fdOf(v as number) },
   'describeFd(fd)': { call: (v) => describeFd(v as number) },
-  'new UnixSocket(fd)': { call: (v) => new UnixSocket(v as number, 'seqpacket') },
-  'new UnixServer(fd)': { call: (v) => new UnixServer(v as number, 'seqpacket', {}) },
+  'new UnixSocket(fd)': { call: (v) => new UnixSocket(v as number, MESSAGE_TYPE) },
+  'new UnixServer(fd)': { call: (v) => new UnixServer(v as number, MESSAGE_TYPE, {}) },
   'adopt(fd)': { call: (v) => adopt(v as number) },
   'adoptServer(fd)': { call: (v) => adoptServer(v as number) },
 
@@ -312,11 +313,11 @@ for (const key of Object.keys(notArguments)) if (key.startsWith('USocket#')) not
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fdpass-args-'));
-  [a, b] = socketPair('seqpacket');
+  [a, b] = socketPair(MESSAGE_TYPE);
   server = listen(join(dir, 'server.sock'));
   tcp = net.createServer();
   await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
-  notifyListener = systemd.listenNotify(join(dir, 'notify.sock'));
+  notifyListener = notifyReceiver(join(dir, 'notify.sock'));
   [readEnd, writeEnd] = pipe();
   self = PidFd.open(process.pid);
   const [mine, theirs] = socketPair('stream');

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { socketPair, spawnWithSocket, type UnixSocket } from '../src/index.js';
 import { catchError, expectNoFdLeak, repoRoot, requirePeer } from './helpers.js';
+import { MESSAGE_TYPE } from './mode.js';
 
 const running = new Set<ChildProcess>();
 afterEach(() => {
@@ -57,7 +58,7 @@ describe('spawnWithSocket with a tsx or npx launcher', () => {
         expect(child.spawnargs[i + 1]).toMatch(/^file:\/\/.*\/tsx\/dist\/loader\.mjs$/);
         expect(child.spawnargs.slice(i + 2)).toEqual([fixture]);
         expect(await greeting(socket)).toBe('hello from the child');
-        expect(await output(child)).toEqual({ ok: true, type: 'seqpacket' });
+        expect(await output(child)).toEqual({ ok: true, type: MESSAGE_TYPE });
         socket.close();
       });
     });

@@ -380,7 +380,7 @@ describe('USocket in one process', () => {
     });
   });
 
-  it('a failed connect emits error then close; { fd } of a seqpacket socket is refused', async () => {
+  it('a failed connect emits error then close; { fd } of a datagram socket is refused', async () => {
     await expectNoFdLeak(async () => {
       const events: string[] = [];
       const s = new USocket(join(dir, 'nobody-listens'));
@@ -390,7 +390,7 @@ describe('USocket in one process', () => {
       await closed(s);
       expect(events).toEqual(['error ENOENT connect', 'close']);
 
-      const [x, y] = socketPair('seqpacket');
+      const [x, y] = socketPair('dgram');
       const t = new USocket({ fd: x.fd });
       const [err] = (await once(t, 'error')) as [Error & { code?: string }];
       expect(err.code).toBe('ERR_FDPASS_WRONG_KIND');

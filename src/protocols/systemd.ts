@@ -463,12 +463,6 @@ export interface ListenNotifyOptions {
  * `NOTIFY_SOCKET=listener.address`.
  */
 export function listenNotify(target: string | ListenNotifyOptions): NotifyListener {
-  if (CREDENTIALS === null) {
-    throw unsupported(
-      'listenNotify() (it reads each sender\'s pid, uid and gid from credential messages)',
-      'a supervisor on this platform must identify its children another way, e.g. one socketPair() per child',
-    );
-  }
   const options: ListenNotifyOptions = typeof target === 'string' ? (target.startsWith('@') ? { abstract: target.slice(1) } : { path: target }) : target;
   if (options === null || typeof options !== 'object') throw invalidArgType('target', 'a path string or an options object', target);
   const mode = integerOption(options.mode, 'options.mode', 0, 0o777, 0o600);
@@ -480,6 +474,12 @@ export function listenNotify(target: string | ListenNotifyOptions): NotifyListen
   } else if (typeof options.path === 'string') {
     address = { path: resolvePath(options.path) };
   } else throw invalidArgType('target.path', 'a string', options.path);
+  if (CREDENTIALS === null) {
+    throw unsupported(
+      'listenNotify() (it reads each sender\'s pid, uid and gid from credential messages)',
+      'a supervisor on this platform must identify its children another way, e.g. one socketPair() per child',
+    );
+  }
   const { sockaddr, length } = encodeUnixAddress(address, L.sockaddr_un, C, E);
   const fd = createSocket(C.AF_UNIX, C.SOCK_DGRAM, false);
   let created: { path: string; dev: number; ino: number } | undefined;

@@ -185,7 +185,7 @@ export class USocket extends Duplex {
     if (typeof opts.fd === 'number') {
       let socket: UnixSocket;
       try {
-        socket = adopt(opts.fd);
+        socket = adopt(opts.fd, { type: 'stream' }); // raw bytes, even where fdpass's default for a stream is 'framed'
         if (socket.type !== 'stream') {
           socket.release();
           throw new FdPassError('ERR_FDPASS_WRONG_KIND', `fd ${opts.fd} is a ${socket.type} socket; USocket needs a stream socket`);
