@@ -40,6 +40,10 @@ function checkSocket(socket: unknown): UnixSocket {
   if (!(socket instanceof UnixSocket)) {
     throw invalidArgType('socket', 'a UnixSocket (wrap an inherited Connection fd with adopt(fd))', socket);
   }
+  // Python writes the raw stream; fdpass's frame headers would be read as its payload bytes.
+  if (socket.type === 'framed') {
+    throw new FdPassError('ERR_FDPASS_WRONG_KIND', "multiprocessing speaks a raw byte stream, and this socket is 'framed': open it as { type: 'stream' } (adopt(fd, { type: 'stream' }), connect({ path, type: 'stream' }))");
+  }
   return socket;
 }
 
