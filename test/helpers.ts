@@ -1,6 +1,6 @@
 /** Shared test helpers: fd accounting, GC pressure, fixture children. */
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, fstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +54,13 @@ export async function expectNoFdLeak(fn: () => unknown | Promise<unknown>): Prom
   const after = openFds();
   const leaked = after.filter((fd) => !before.has(fd));
   expect(describeOpen(leaked), 'descriptors leaked').toEqual([]);
+}
+
+/** Two descriptors for the same file (device and inode). */
+export function sameFile(a: number, b: number): boolean {
+  const x = fstatSync(a);
+  const y = fstatSync(b);
+  return x.dev === y.dev && x.ino === y.ino;
 }
 
 /** Force a full GC (vitest runs tests with --expose-gc). */
