@@ -99,8 +99,11 @@ export interface Credentials {
  * say (a darwin kernel without LOCAL_PEERPID, FreeBSD before 13 where xucred has no cr_pid).
  */
 export interface PeerCredentials {
+  /** The peer's process id when it connected (or made the pair); undefined where the kernel does not say. */
   pid: number | undefined;
+  /** The peer's effective user id. */
   uid: number;
+  /** The peer's effective group id. */
   gid: number;
 }
 

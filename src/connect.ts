@@ -170,6 +170,7 @@ export function ownedFdNumber(fd: number | Fd): number {
   return fdNumber(fd);
 }
 
+/** Options of `adopt(fd, options)`. */
 export interface AdoptOptions {
   /**
    * How to read a SOCK_STREAM socket: 'stream' (raw bytes) or 'framed' (fdpass messages). Default:

@@ -5,6 +5,7 @@ import { FdPassError, invalidArgType } from '../errors.js';
 import { listen, type ListenOptions, type UnixServer } from '../server.js';
 import { acceptedUSocket, USocket } from './stream.js';
 
+/** Options of `UServer#listen(options)`. */
 export interface UServerListenOptions {
   /** Path to listen on; a leading NUL byte (`'\0name'`) means a Linux abstract name. */
   path: string;
@@ -24,6 +25,7 @@ function rethrow(err: unknown): void {
 export class UServer extends EventEmitter {
   /** pause() was called (and resume() not since). */
   paused = false;
+  /** Set once listen() has succeeded ('listening' was emitted), cleared by close(). */
   listening = false;
   /** The listening descriptor, once listening. */
   fd: number | undefined;
@@ -89,6 +91,7 @@ export class UServer extends EventEmitter {
     return this;
   }
 
+  /** Accept connections again after pause(). */
   resume(): this {
     this.paused = false;
     if (this.listening && this.#server !== null && this.#accepting === null) this.#startAccepting(this.#server);
@@ -119,6 +122,7 @@ export class UServer extends EventEmitter {
     return this;
   }
 
+  /** Let the process exit while this server listens (accepted connections count on their own). */
   unref(): this {
     this.#referenced = false;
     this.#server?.unref();

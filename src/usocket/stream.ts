@@ -27,6 +27,7 @@ const VIEW_BYTES = 32768;
 /** Buffered plain writes joined into one sendmsg, up to this many bytes. */
 const JOIN_BYTES = 65536;
 
+/** Options of `new USocket(options)` and `connect(options)`: a path to connect to or an fd to take over. */
 export interface USocketOptions {
   /** Path of the server to connect to; a leading NUL byte (`'\0name'`) means a Linux abstract name. */
   path?: string;
@@ -38,6 +39,7 @@ export interface USocketOptions {
 
 /** What `read(size, count)` returns: the bytes (null when none were asked for or none are buffered) and the fds. */
 export interface ReadWithFds {
+  /** The bytes read, or null. */
   data: Buffer | null;
   /** Received descriptors, close-on-exec, owned by the caller from now on. */
   fds: number[];
@@ -45,7 +47,9 @@ export interface ReadWithFds {
 
 /** `write({ data, fds, callback })`: bytes and the fds that ride with them. */
 export interface WriteRequest {
+  /** The bytes to write (a string is UTF-8); may be absent when only fds are sent. */
   data?: Buffer | Uint8Array | string;
+  /** Descriptors sent with the first byte of `data` (the caller keeps its own copies open until `callback`). */
   fds?: readonly FdLike[];
   /**
    * Runs (with this request object) once all of the bytes, and so the fds, are in the kernel: the
@@ -328,11 +332,13 @@ export class USocket extends Duplex {
     return this;
   }
 
+  /** Readable internals (called by Node streams, not by users). */
   override _read(): void {
     this.#readRequested = true;
     if (this.#socket !== null) this.#readSome();
   }
 
+  /** Writable internals (called by Node streams, not by users). */
   override _write(chunk: Buffer, encoding: BufferEncoding, done: Done): void {
     // The common cases without the batching machinery: bytes, with or without fds of their own.
     if (chunk.length > 0 && this.#carriedFds.length === 0) {
@@ -441,6 +447,7 @@ export class USocket extends Duplex {
     }
   }
 
+  /** Writable internals: shut down the sending side once every write is in the kernel. */
   override _final(done: Done): void {
     if (this.#socket === null) {
       if (this.#state === 'connecting') this.#finalDone = done;
@@ -460,6 +467,7 @@ export class USocket extends Duplex {
     done();
   }
 
+  /** Stream internals: close the socket and every fd still queued in either direction. */
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.#state = 'closed';
     this.#watcher?.close(); // the uv handle must go before the fd
