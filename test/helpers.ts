@@ -5,6 +5,8 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 
+export { emulatedArch, emulationLimit, scaled } from './emulation.js';
+
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
 /** This process's open descriptors (numbers), excluding the one readdir itself used. */
