@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Fd, listen, socketPair, adopt, type FdLike, type UnixSocket } from '../src/index.js';
-import { expectNoFdLeak, requirePeer, spawnFixture, type Fixture } from './helpers.js';
+import { expectNoFdLeak, requirePeer, spawnFixture, type Fixture, scaled } from './helpers.js';
 
 // ---------------------------------------------------------------------------------------------
 // Children: every one is tracked and killed if a test leaves it running.
@@ -268,7 +268,7 @@ describe('passing every kind of descriptor to a child process', () => {
         expect(report('memfd')).toMatchObject({ kind: 'memfd', content: `memfd content written by python ${py.pid}`, deleted: true });
         expect(report('eventfd')).toMatchObject({ kind: 'eventfd', bytes: 8, counter: '42' });
       });
-    }, 60_000);
+    }, scaled(60_000));
   }
 });
 
@@ -470,7 +470,7 @@ describe('async pipelining across processes', () => {
         after: report.before, // every received fd was closed
       });
     });
-  }, 120_000);
+  }, scaled(120_000));
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -529,7 +529,7 @@ describe('many sockets at once', () => {
       // The child's own accounting: 1,000 sockets + file B open at once, all closed at the end.
       expect(lines.all[1].withSockets - lines.all[1].after).toBe(count + 1);
     });
-  }, 120_000);
+  }, scaled(120_000));
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@
 # version, default 20.20.2), FDPASS_ARM_SUITE (Debian suite for arm's node, default trixie),
 # FDPASS_EMULATION_SLOWDOWN (timeout factor, see test/emulation.ts).
 # Exit status: COMMAND's; 2 when the set-up fails.
-set -euo pipefail
+set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${FDPASS_CROSS_CACHE:-/var/cache/fdpass-cross}
@@ -38,10 +38,11 @@ DEBIAN_MIRROR=http://deb.debian.org/debian
 
 log() { echo "[cross $ARCH] $*" >&2; }
 die() { echo "[cross ${ARCH:-?}] error: $*" >&2; exit 2; }
+trap 'die "set-up failed (line $LINENO)"' ERR
 clock() { date +%s%N; }
 took() { echo "$(( ($(clock) - $1) / 1000000 )) ms"; }
 
-[ $# -ge 1 ] || { sed -n '2,/^set -euo/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,/^set -Eeuo/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 2; }
 ARCH=$1; shift
 case "$ARCH" in
   arm64) DEB=arm64 QARCH=aarch64 TRIPLE=aarch64-linux-gnu
@@ -71,15 +72,19 @@ if [ "${VERSION_CODENAME:-}" = bookworm ]; then
     || echo "deb $DEBIAN_MIRROR bookworm-backports main" > "$backports"
 fi
 installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]; }
+APT_LOG=$CACHE/apt.log
+apt_get() {  # apt-get, its chatter kept in $APT_LOG and shown only when it fails
+  DEBIAN_FRONTEND=noninteractive apt-get "$@" >"$APT_LOG" 2>&1 || { tail -n 30 "$APT_LOG" >&2; die "apt-get $* failed"; }
+}
 apt_updated=0
-apt_update() { [ $apt_updated = 1 ] || apt-get update -qq >&2; apt_updated=1; }
+apt_update() { [ $apt_updated = 1 ] || apt_get update; apt_updated=1; }
 want=()
 for p in "${PACKAGES[@]}"; do installed "$p" || want+=("$p"); done
 if [ ${#want[@]} -gt 0 ]; then
   t=$(clock)
   dpkg --print-foreign-architectures | grep -qx "$DEB" || dpkg --add-architecture "$DEB"
   apt_update
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${want[@]}" >&2
+  apt_get install -y --no-install-recommends "${want[@]}"
   log "apt-get install ${want[*]}: $(took "$t")"
 fi
 
@@ -89,7 +94,7 @@ if [ ! -x "$QEMU_DIR/$QARCH-binfmt-P" ]; then
   t=$(clock)
   apt_update
   tmp=$(mktemp -d "$CACHE/.qemu.XXXXXX")
-  (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root "${QEMU_RELEASE[@]}" qemu-user >&2)
+  (cd "$tmp" && apt_get download -o APT::Sandbox::User=root "${QEMU_RELEASE[@]}" qemu-user)
   deb=$(echo "$tmp"/qemu-user_*.deb)
   mkdir "$tmp/x"
   dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/x" ./usr/bin/qemu-aarch64 ./usr/bin/qemu-arm \
@@ -186,6 +191,7 @@ EOF
 chmod +x "$BIN/cc.tmp" && mv "$BIN/cc.tmp" "$BIN/cc"
 flock -u 9
 exec 9>&-
+trap - ERR
 
 export PATH=$BIN:$PATH FDPASS_EMULATED=$ARCH
 cd "$ROOT"
