@@ -86,7 +86,7 @@ export async function soak(options: SoakOptions = {}): Promise<SoakResult> {
   });
   const samples: SoakSample[] = [];
   let done: Extract<SenderLine, { done: unknown }>['done'] | undefined;
-  log(`soak: ${num(n)} fds parent -> child, async send()/for-await recv(), seqpacket, ${num(IN_FLIGHT)} sends in flight`);
+  log(`soak: ${num(n)} fds parent -> child, async send()/for-await recv(), the default message type, ${num(IN_FLIGHT)} sends in flight`);
   log(`sample          passed   parent fds   parent RSS   child fds    child RSS`);
   let partial = '';
   sender.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -140,7 +140,7 @@ async function sender(n: number): Promise<void> {
   };
   const warmup = Math.min(20_000, Math.floor(n / 10));
   const middle = Math.floor(n / 2);
-  const [parent, childEnd] = socketPair('seqpacket');
+  const [parent, childEnd] = socketPair(); // seqpacket, or framed where there is none (the child's adopt(3) agrees)
   const child = spawn(process.execPath, [...NODE_FLAGS, self, '--child'], { stdio: ['ignore', 'inherit', 'inherit', childEnd.fd], cwd: repoRoot });
   childEnd.close();
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

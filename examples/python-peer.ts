@@ -41,8 +41,9 @@ const [accepted] = (await once(tcp, 'connection')) as [net.Socket];
 tcp.close();
 console.log(`node:   accepted a TCP connection on 127.0.0.1:${port}`);
 
-// Python gets one end of a socket pair as its fd 3.
-const [ours, theirs] = socketPair();
+// Python gets one end of a socket pair as its fd 3. A datagram pair: one recv_fds() call is one
+// message on every platform (fdpass's own default is seqpacket, or its 'framed' format on macOS).
+const [ours, theirs] = socketPair('dgram');
 const python = spawn('python3', ['-c', PYTHON], { stdio: ['ignore', 'inherit', 'inherit', theirs.fd] });
 theirs.close();
 

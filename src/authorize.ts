@@ -3,14 +3,14 @@
  * and SO_PEERPIDFD on demand) is shown to a synchronous `authorize` function inside accept;
  * a connection it does not admit is closed before any caller sees it.
  */
-import type { Credentials } from './cmsg.js';
+import type { PeerCredentials } from './cmsg.js';
 import { FdPassError, invalidArgType } from './errors.js';
 import { closeQuietly } from './libc.js';
 import { peerPidFdOf, type PidFd } from './pidfd.js';
 import { peerCredentials } from './sockopt.js';
 
 /** Who is connecting, as the kernel recorded it when the peer called connect(2). */
-export interface PeerInfo extends Credentials {
+export interface PeerInfo extends PeerCredentials {
   /**
    * A PidFd for the connecting process itself (SO_PEERPIDFD, Linux 6.5+; throws ENOPROTOOPT
    * before): unlike `pid`, it cannot come to name another process. Opened on first call and
@@ -35,13 +35,13 @@ export function checkAuthorize(value: unknown, name: string): Authorize | undefi
 }
 
 class Peer implements PeerInfo {
-  readonly pid: number;
+  readonly pid: number | undefined;
   readonly uid: number;
   readonly gid: number;
   #fd: number;
   #pidfd: PidFd | undefined;
 
-  constructor(fd: number, creds: Credentials) {
+  constructor(fd: number, creds: PeerCredentials) {
     this.#fd = fd;
     this.pid = creds.pid;
     this.uid = creds.uid;
@@ -53,7 +53,7 @@ class Peer implements PeerInfo {
     return (this.#pidfd ??= peerPidFdOf(this.#fd));
   }
 
-  toJSON(): Credentials {
+  toJSON(): PeerCredentials {
     return { pid: this.pid, uid: this.uid, gid: this.gid };
   }
 

@@ -1,60 +1,86 @@
 /**
- * Control-message (cmsg) arithmetic and encoding, as pure Buffer code: no syscalls, so it
- * is unit-testable (and fuzzable) on any machine. Layouts come from a platform table.
+ * Control-message (cmsg) arithmetic and encoding, as pure Buffer code: no syscalls, so it is
+ * unit-testable (and fuzzable) on any machine for every platform's layout. Layouts, byte order
+ * and constants come from a platform table.
  */
-import type { PlatformConstants, PlatformLayouts } from './platform/types.js';
+import { byteOrder } from './byteorder.js';
+import type { Endianness, Platform, PlatformLayouts } from './platform/types.js';
 
-export type CmsgLayout = PlatformLayouts['cmsghdr'];
-type CmsgConstants = Pick<PlatformConstants, 'SOL_SOCKET' | 'SCM_RIGHTS' | 'SCM_CREDENTIALS' | 'SCM_PIDFD'>;
+/** A platform's cmsghdr layout and byte order: everything the encoder and parser need. */
+export interface CmsgLayout extends Readonly<PlatformLayouts['cmsghdr']> {
+  endianness: Endianness;
+}
+
+export interface CmsgConstants {
+  SOL_SOCKET: number;
+  SCM_RIGHTS: number;
+  /** Linux's pidfd message; null where there is none. */
+  SCM_PIDFD: number | null;
+}
+
+/** A credentials control message: SOL_SOCKET/`type` carrying pid/uid/gid at these offsets. */
+export interface CredentialCodec {
+  type: number;
+  /** Smallest valid payload. */
+  size: number;
+  /** Largest payload the kernel sends (the receive buffer is sized for it). */
+  maxSize: number;
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+export function cmsgLayoutOf(platform: Pick<Platform, 'layouts' | 'endianness'>): CmsgLayout {
+  return { ...platform.layouts.cmsghdr, endianness: platform.endianness };
+}
+
+/** The platform's credentials message (with its capability in force), or null. */
+export function credentialCodecOf(platform: Pick<Platform, 'layouts' | 'constants' | 'capabilities'>): CredentialCodec | null {
+  const spec = platform.capabilities.credentialMessages;
+  const layout = platform.layouts.credentialMessage;
+  const type = spec === null ? null : platform.constants[spec.type];
+  if (spec === null || layout === null || type === null) return null;
+  return { type, ...layout };
+}
 
 export const FD_SIZE = 4; // sizeof(int)
 
-export function cmsgAlign(n: number, layout: CmsgLayout): number {
+export function cmsgAlign(n: number, layout: Pick<CmsgLayout, 'align'>): number {
   return (n + layout.align - 1) & ~(layout.align - 1);
 }
 
 /** CMSG_LEN: header plus `dataBytes`, the value stored in cmsg_len. */
-export function cmsgLen(dataBytes: number, layout: CmsgLayout): number {
+export function cmsgLen(dataBytes: number, layout: Pick<CmsgLayout, 'align' | 'size'>): number {
   return cmsgAlign(layout.size, layout) + dataBytes;
 }
 
 /** CMSG_SPACE: bytes a control message with `dataBytes` of payload occupies in the buffer. */
-export function cmsgSpace(dataBytes: number, layout: CmsgLayout): number {
+export function cmsgSpace(dataBytes: number, layout: Pick<CmsgLayout, 'align' | 'size'>): number {
   return cmsgAlign(layout.size, layout) + cmsgAlign(dataBytes, layout);
 }
 
-/** Write a little-endian unsigned integer of 4 or 8 bytes (values below 2^32). */
-export function writeUint(buf: Buffer, offset: number, width: number, value: number): void {
-  buf.writeUInt32LE(value, offset);
-  if (width === 8) buf.writeUInt32LE(0, offset + 4);
-}
-
-/** Read a little-endian unsigned integer of 4 or 8 bytes; large values become Infinity-safe numbers. */
-export function readUint(buf: Buffer, offset: number, width: number): number {
-  const low = buf.readUInt32LE(offset);
-  return width === 8 ? low + buf.readUInt32LE(offset + 4) * 2 ** 32 : low;
+/** Zero the message's space and write its header; returns the offset of its data. */
+function writeHeader(buf: Buffer, offset: number, dataBytes: number, type: number, layout: CmsgLayout, level: number): number {
+  const space = cmsgSpace(dataBytes, layout);
+  buf.fill(0, offset, offset + space);
+  const E = byteOrder(layout.endianness);
+  E.writeLength(buf, offset + layout.len, layout.lenSize, cmsgLen(dataBytes, layout));
+  E.writeInt32(buf, offset + layout.level, level);
+  E.writeInt32(buf, offset + layout.type, type);
+  return offset + cmsgAlign(layout.size, layout);
 }
 
 /**
  * Encode one SOL_SOCKET/SCM_RIGHTS message carrying `fds` at `offset` of `buf`.
  * Returns the bytes it occupies (CMSG_SPACE), which is what msg_controllen must say.
  */
-export function encodeRights(
-  buf: Buffer,
-  offset: number,
-  fds: ArrayLike<number>,
-  layout: CmsgLayout,
-  constants: CmsgConstants,
-): number {
+export function encodeRights(buf: Buffer, offset: number, fds: ArrayLike<number>, layout: CmsgLayout, constants: CmsgConstants): number {
   const dataBytes = fds.length * FD_SIZE;
   const space = cmsgSpace(dataBytes, layout);
   if (offset + space > buf.length) throw new RangeError(`control buffer too small for ${fds.length} fds`);
-  buf.fill(0, offset, offset + space);
-  writeUint(buf, offset + layout.len, layout.lenSize, cmsgLen(dataBytes, layout));
-  buf.writeInt32LE(constants.SOL_SOCKET, offset + layout.level);
-  buf.writeInt32LE(constants.SCM_RIGHTS, offset + layout.type);
-  const data = offset + cmsgAlign(layout.size, layout);
-  for (let i = 0; i < fds.length; i++) buf.writeInt32LE(fds[i], data + i * FD_SIZE);
+  const data = writeHeader(buf, offset, dataBytes, constants.SCM_RIGHTS, layout, constants.SOL_SOCKET);
+  const E = byteOrder(layout.endianness);
+  for (let i = 0; i < fds.length; i++) E.writeInt32(buf, data + i * FD_SIZE, fds[i]);
   return space;
 }
 
@@ -64,32 +90,32 @@ export interface Credentials {
   gid: number;
 }
 
-export interface UcredLayout {
-  size: number;
-  pid: number;
+/**
+ * The peer's identity as getsockopt reports it. `pid` is undefined where the kernel does not
+ * say (a darwin kernel without LOCAL_PEERPID, FreeBSD before 13 where xucred has no cr_pid).
+ */
+export interface PeerCredentials {
+  pid: number | undefined;
   uid: number;
   gid: number;
 }
 
-/** Encode one SOL_SOCKET/SCM_CREDENTIALS message; returns its CMSG_SPACE. */
+/** Encode one credentials message (Linux SCM_CREDENTIALS: a claimed ucred); returns its CMSG_SPACE. */
 export function encodeCredentials(
   buf: Buffer,
   offset: number,
   cred: Credentials,
   layout: CmsgLayout,
-  ucred: UcredLayout,
+  codec: CredentialCodec,
   constants: CmsgConstants,
 ): number {
-  const space = cmsgSpace(ucred.size, layout);
+  const space = cmsgSpace(codec.size, layout);
   if (offset + space > buf.length) throw new RangeError('control buffer too small for credentials');
-  buf.fill(0, offset, offset + space);
-  writeUint(buf, offset + layout.len, layout.lenSize, cmsgLen(ucred.size, layout));
-  buf.writeInt32LE(constants.SOL_SOCKET, offset + layout.level);
-  buf.writeInt32LE(constants.SCM_CREDENTIALS, offset + layout.type);
-  const data = offset + cmsgAlign(layout.size, layout);
-  buf.writeInt32LE(cred.pid, data + ucred.pid);
-  buf.writeUInt32LE(cred.uid, data + ucred.uid);
-  buf.writeUInt32LE(cred.gid, data + ucred.gid);
+  const data = writeHeader(buf, offset, codec.size, codec.type, layout, constants.SOL_SOCKET);
+  const E = byteOrder(layout.endianness);
+  E.writeInt32(buf, data + codec.pid, cred.pid);
+  E.writeUInt32(buf, data + codec.uid, cred.uid);
+  E.writeUInt32(buf, data + codec.gid, cred.gid);
   return space;
 }
 
@@ -110,40 +136,44 @@ export interface ParsedControl {
 /**
  * Walk a control buffer as CMSG_FIRSTHDR/CMSG_NXTHDR do, never reading past `length`.
  * Trailing bytes of an SCM_RIGHTS payload that do not make a whole int are ignored.
+ * `credentials` null: credentials messages are not interpreted (counted as unknown).
  */
 export function parseControl(
   buf: Buffer,
   length: number,
   layout: CmsgLayout,
-  ucred: UcredLayout,
+  credentials: CredentialCodec | null,
   constants: CmsgConstants,
 ): ParsedControl {
   const result: ParsedControl = { fds: [], extraFds: [], rightsMessages: 0, unknownMessages: 0, malformed: false };
+  const E = byteOrder(layout.endianness);
   const end = Math.min(length, buf.length);
   const headerSize = cmsgAlign(layout.size, layout);
   let offset = 0;
   while (offset + layout.size <= end) {
-    const len = readUint(buf, offset + layout.len, layout.lenSize);
+    const len = E.readLength(buf, offset + layout.len, layout.lenSize);
     if (len < layout.size || len > end - offset) {
       result.malformed = true;
       break;
     }
-    const level = buf.readInt32LE(offset + layout.level);
-    const type = buf.readInt32LE(offset + layout.type);
+    const level = E.readInt32(buf, offset + layout.level);
+    const type = E.readInt32(buf, offset + layout.type);
     const dataStart = offset + headerSize;
     const dataBytes = Math.max(0, offset + len - dataStart);
-    if (level === constants.SOL_SOCKET && type === constants.SCM_RIGHTS) {
+    if (level !== constants.SOL_SOCKET) {
+      result.unknownMessages++;
+    } else if (type === constants.SCM_RIGHTS) {
       result.rightsMessages++;
-      for (let i = 0; i + FD_SIZE <= dataBytes; i += FD_SIZE) result.fds.push(buf.readInt32LE(dataStart + i));
-    } else if (level === constants.SOL_SOCKET && type === constants.SCM_CREDENTIALS && dataBytes >= ucred.size) {
+      for (let i = 0; i + FD_SIZE <= dataBytes; i += FD_SIZE) result.fds.push(E.readInt32(buf, dataStart + i));
+    } else if (credentials !== null && type === credentials.type && dataBytes >= credentials.size) {
       result.credentials = {
-        pid: buf.readInt32LE(dataStart + ucred.pid),
-        uid: buf.readUInt32LE(dataStart + ucred.uid),
-        gid: buf.readUInt32LE(dataStart + ucred.gid),
+        pid: E.readInt32(buf, dataStart + credentials.pid),
+        uid: E.readUInt32(buf, dataStart + credentials.uid),
+        gid: E.readUInt32(buf, dataStart + credentials.gid),
       };
-    } else if (level === constants.SOL_SOCKET && type === constants.SCM_PIDFD && dataBytes >= FD_SIZE) {
+    } else if (type === constants.SCM_PIDFD && dataBytes >= FD_SIZE) {
       // The kernel puts a negative errno here when it could not make the pidfd (sender gone).
-      const pidfd = buf.readInt32LE(dataStart);
+      const pidfd = E.readInt32(buf, dataStart);
       if (pidfd >= 0) result.extraFds.push(pidfd);
     } else {
       result.unknownMessages++;

@@ -1,30 +1,44 @@
 /** Making UnixSockets: socketPair, connect/connectSync, adopt; addresses and socket types. */
 import { encodeUnixAddress, type UnixAddress } from './address.js';
+import { adoptedSocket, createSocket, createSocketPair, setNonBlocking } from './create.js';
 import { FdPassError, invalidArgType, invalidArgValue } from './errors.js';
 import { Fd } from './fd.js';
 import { fdOf } from './fdlike.js';
-import { C, ECONNREFUSED, EINTR, EPROTOTYPE, L, check, closeQuietly, fcntlInt, lastErrno, sys } from './libc.js';
+import { C, CAPS, E, ECONNREFUSED, EINTR, EPROTOTYPE, L, closeQuietly, lastErrno, sys, unsupported } from './libc.js';
 import { UnixSocket, type SocketType } from './socket.js';
-import { getIntOption, socketTypeName } from './sockopt.js';
+import { getIntOption, socketDomain, socketTypeName } from './sockopt.js';
 
-export const socketTypes: Record<SocketType, number> = { stream: C.SOCK_STREAM, seqpacket: C.SOCK_SEQPACKET, dgram: C.SOCK_DGRAM };
+export { setNonBlocking } from './create.js';
+
+/** The kernel socket type behind each fdpass type ('framed' is a SOCK_STREAM socket). */
+export const socketTypes: Record<SocketType, number> = { stream: C.SOCK_STREAM, seqpacket: C.SOCK_SEQPACKET, dgram: C.SOCK_DGRAM, framed: C.SOCK_STREAM };
+
+/**
+ * What fdpass uses wherever it picks the type itself (socketPair(), listen(), spawnWithSocket,
+ * adopt() of a stream socket where SEQPACKET is missing): one send, one message.
+ */
+export const defaultMessageType: SocketType = CAPS.seqpacket ? 'seqpacket' : 'framed';
 
 export function socketTypeOf(type: unknown, name = 'type'): number {
-  const n = socketTypes[type as SocketType];
-  if (n === undefined) throw invalidArgValue(name, `must be 'stream', 'seqpacket' or 'dgram'. Received ${String(type)}`);
+  const n = Object.hasOwn(socketTypes, type as string) ? socketTypes[type as SocketType] : undefined;
+  if (n === undefined) throw invalidArgValue(name, `must be 'stream', 'seqpacket', 'framed' or 'dgram'. Received ${String(type)}`);
+  if (type === 'seqpacket' && !CAPS.seqpacket) {
+    throw unsupported("AF_UNIX SOCK_SEQPACKET ('seqpacket')", "use 'framed' (the default here: the same one-send-one-message semantics over a stream socket) or 'dgram'");
+  }
   return n;
 }
 
-
-export function newSocketFd(type: number, extraFlags = 0): number {
-  return check('socket', sys.socket(C.AF_UNIX, type | C.SOCK_CLOEXEC | extraFlags, 0) as number);
+export function newSocketFd(type: number, nonBlocking = false): number {
+  return createSocket(C.AF_UNIX, type, nonBlocking);
 }
 
-/** A connected pair of sockets (socketpair(2)); 'seqpacket' keeps message boundaries. */
-export function socketPair(type: SocketType = 'seqpacket'): [UnixSocket, UnixSocket] {
-  const pair = Buffer.alloc(8);
-  check('socketpair', sys.socketpair(C.AF_UNIX, socketTypeOf(type) | C.SOCK_CLOEXEC, 0, pair) as number);
-  return [new UnixSocket(pair.readInt32LE(0), type), new UnixSocket(pair.readInt32LE(4), type)];
+/**
+ * A connected pair of sockets (socketpair(2)). The default keeps message boundaries:
+ * 'seqpacket', or 'framed' where the platform has no SEQPACKET (darwin).
+ */
+export function socketPair(type: SocketType = defaultMessageType): [UnixSocket, UnixSocket] {
+  const [a, b] = createSocketPair(socketTypeOf(type));
+  return [new UnixSocket(a, type), new UnixSocket(b, type)];
 }
 
 export interface AddressOptions {
@@ -35,7 +49,11 @@ export interface AddressOptions {
 }
 
 export interface ConnectOptions extends AddressOptions {
-  /** The server's socket type. Default: try 'seqpacket', then 'stream', then 'dgram'. */
+  /**
+   * The server's socket type. Default: try 'seqpacket', then 'stream', then 'dgram' — or, where
+   * SEQPACKET does not exist, 'framed' (for a stream server) then 'dgram'. A Linux server
+   * listening with type 'framed' needs `type: 'framed'` here (the kernel sees a stream socket).
+   */
   type?: SocketType;
 }
 
@@ -45,23 +63,24 @@ export function toAddress(target: string | AddressOptions, what: string): UnixAd
   if (target.abstract !== undefined) {
     if (typeof target.abstract !== 'string') throw invalidArgType(`${what}.abstract`, 'a string', target.abstract);
     if (target.path !== undefined) throw invalidArgValue(what, 'must have either path or abstract, not both');
+    if (!CAPS.abstractNames) throw unsupported('an abstract socket name', 'use a path in a directory only the intended users can reach');
     return { abstract: target.abstract, label: `@${target.abstract}` };
   }
   if (typeof target.path !== 'string') throw invalidArgType(`${what}.path`, 'a string', target.path);
   return { path: target.path, label: target.path };
 }
 
-const CONNECT_ORDER: SocketType[] = ['seqpacket', 'stream', 'dgram'];
+const CONNECT_ORDER: SocketType[] = CAPS.seqpacket ? ['seqpacket', 'stream', 'dgram'] : ['framed', 'dgram'];
 
 function connectFd(target: string | ConnectOptions, nonBlocking: boolean): UnixSocket {
   const address = toAddress(target, 'target');
   const type = typeof target === 'object' ? target.type : undefined;
   if (type !== undefined) socketTypeOf(type, 'target.type');
   const types = type === undefined ? CONNECT_ORDER : [type];
-  const { sockaddr, length } = encodeUnixAddress(address, L.sockaddr_un, C);
+  const { sockaddr, length } = encodeUnixAddress(address, L.sockaddr_un, C, E);
   let lastError: FdPassError | undefined;
   for (const t of types) {
-    const fd = newSocketFd(socketTypes[t], nonBlocking ? C.SOCK_NONBLOCK : 0);
+    const fd = newSocketFd(socketTypes[t], nonBlocking);
     let ret: number;
     do ret = sys.connect(fd, sockaddr, length) as number;
     while (ret < 0 && lastErrno() === EINTR);
@@ -84,11 +103,6 @@ function connectFd(target: string | ConnectOptions, nonBlocking: boolean): UnixS
   throw lastError!;
 }
 
-export function setNonBlocking(fd: number, on: boolean): void {
-  const flags = fcntlInt('fcntl', fd, C.F_GETFL);
-  fcntlInt('fcntl', fd, C.F_SETFL, on ? flags | C.O_NONBLOCK : flags & ~C.O_NONBLOCK);
-}
-
 /** Connect to a listening Unix socket, blocking until the server's backlog has room. */
 export function connectSync(target: string | ConnectOptions): UnixSocket {
   return connectFd(target, false);
@@ -102,10 +116,10 @@ export async function connect(target: string | ConnectOptions): Promise<UnixSock
   return connectFd(target, true);
 }
 
-/** SO_DOMAIN, with "not a socket at all" reported as fdpass's own not-a-Unix-socket error. */
+/** The address family, with "not a socket at all" reported as fdpass's own not-a-Unix-socket error. */
 export function unixDomainOf(n: number): number {
   try {
-    return getIntOption(n, C.SO_DOMAIN);
+    return socketDomain(n);
   } catch (err) {
     if ((err as FdPassError).code === 'ENOTSOCK') throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not a socket`);
     throw err;
@@ -122,11 +136,22 @@ export function ownedFdNumber(fd: number | Fd): number {
   return fdOf(fd);
 }
 
+export interface AdoptOptions {
+  /**
+   * How to read a SOCK_STREAM socket: 'stream' (raw bytes) or 'framed' (fdpass messages). Default:
+   * 'stream' where the platform has SEQPACKET, 'framed' where it does not (the peer then made the
+   * pair with fdpass's default). Other kernel types must match exactly.
+   */
+  type?: SocketType;
+}
+
 /**
  * Wrap an inherited or received AF_UNIX socket descriptor (e.g. fd 3 from a parent), taking
  * ownership of it. Its type is read from the kernel (SO_TYPE).
  */
-export function adopt(fd: number | Fd): UnixSocket {
+export function adopt(fd: number | Fd, options?: AdoptOptions): UnixSocket {
+  const wanted = options?.type;
+  if (wanted !== undefined) socketTypeOf(wanted, 'options.type');
   const n = ownedFdNumber(fd);
   const domain = unixDomainOf(n);
   if (domain !== C.AF_UNIX) {
@@ -135,11 +160,22 @@ export function adopt(fd: number | Fd): UnixSocket {
   if (getIntOption(n, C.SO_ACCEPTCONN)) {
     throw new FdPassError('ERR_FDPASS_NOT_CONNECTED', `fd ${n} is a listening socket: use adoptServer()`);
   }
-  const type = socketTypeName(getIntOption(n, C.SO_TYPE));
-  if (type !== 'stream' && type !== 'seqpacket' && type !== 'dgram') {
-    throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} has unsupported socket type ${type}`);
+  const kernelType = socketTypeName(getIntOption(n, C.SO_TYPE));
+  if (kernelType !== 'stream' && kernelType !== 'seqpacket' && kernelType !== 'dgram') {
+    throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} has unsupported socket type ${kernelType}`);
   }
+  const type = streamType(kernelType, wanted, n);
+  adoptedSocket(n);
   if (fd instanceof Fd) fd.release();
   return new UnixSocket(n, type);
+}
+
+/** The fdpass type for a socket the kernel calls `kernelType`, honouring an explicit `wanted`. */
+export function streamType(kernelType: 'stream' | 'seqpacket' | 'dgram', wanted: SocketType | undefined, fd: number): SocketType {
+  if (wanted === undefined) return kernelType === 'stream' && !CAPS.seqpacket ? 'framed' : kernelType;
+  if (socketTypes[wanted] !== socketTypes[kernelType]) {
+    throw new FdPassError('ERR_FDPASS_WRONG_KIND', `fd ${fd} is a ${kernelType} socket, so it cannot be used as '${wanted}'`);
+  }
+  return wanted;
 }
 

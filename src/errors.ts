@@ -1,11 +1,10 @@
 import { constants as osConstants } from 'node:os';
+import { hostPlatform } from './platform/index.js';
 
-/** Errno names Node's os.constants.errno lacks (it lists libuv's set), per OS. */
-const missingErrnos: Record<string, Record<string, number>> = {
-  linux: { ETOOMANYREFS: 109 }, // every Linux architecture (asm-generic/errno.h)
-};
+/** Errno names Node's os.constants.errno lacks (it lists libuv's set), from the platform table. */
+const missingErrnos: Record<string, number> = hostPlatform().platform?.errno ?? {};
 
-const errnoNumbers: Record<string, number> = { ...missingErrnos[process.platform], ...osConstants.errno };
+const errnoNumbers: Record<string, number> = { ...missingErrnos, ...osConstants.errno };
 const errnoNames = new Map<number, string>(Object.entries(errnoNumbers).map(([name, value]) => [value, name]));
 
 /** Errno name -> number on this platform ('ETOOMANYREFS' included), or undefined. */

@@ -2,7 +2,8 @@
 import { readlinkSync, fstatSync, constants as fsConstants } from 'node:fs';
 import { isatty } from 'node:tty';
 import { FdPassError } from './errors.js';
-import { C, check, closeQuietly, fcntlInt, sys } from './libc.js';
+import { createPipe } from './create.js';
+import { C, check, closeQuietly, fcntlInt } from './libc.js';
 import { fdOf, type FdLike } from './fdlike.js';
 import { describeSocket, type SocketDescription } from './sockopt.js';
 
@@ -38,7 +39,7 @@ const reportedFlags = ['O_APPEND', 'O_NONBLOCK', 'O_SYNC', 'O_DSYNC', 'O_DIRECT'
 
 function openFlagNames(flags: number): string[] {
   const fsc = fsConstants as Record<string, number | undefined>;
-  if (flags & C.O_PATH) return ['O_PATH'];
+  if (C.O_PATH !== null && flags & C.O_PATH) return ['O_PATH'];
   const access = flags & fsConstants.O_RDWR ? 'O_RDWR' : flags & fsConstants.O_WRONLY ? 'O_WRONLY' : 'O_RDONLY';
   const names = [access];
   for (const name of reportedFlags) {
@@ -98,13 +99,13 @@ export function describeFd(fd: number): FdDescription {
 }
 
 /**
- * An anonymous pipe (pipe2 with O_CLOEXEC): `[readEnd, writeEnd]`. Node has no API for one;
- * its `stdio: 'pipe'` is a socketpair.
+ * An anonymous pipe, both ends close-on-exec (pipe2 with O_CLOEXEC, or pipe and fcntl where
+ * there is no pipe2): `[readEnd, writeEnd]`. Node has no API for one; its `stdio: 'pipe'` is a
+ * socketpair.
  */
 export function pipe(): [Fd, Fd] {
-  const ends = Buffer.alloc(8);
-  check('pipe2', sys.pipe2(ends, C.O_CLOEXEC) as number);
-  return [new Fd(ends.readInt32LE(0)), new Fd(ends.readInt32LE(4))];
+  const [r, w] = createPipe();
+  return [new Fd(r), new Fd(w)];
 }
 
 /** A new descriptor for the same open file, close-on-exec (F_DUPFD_CLOEXEC). */

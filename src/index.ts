@@ -7,12 +7,12 @@ export {
   type Message, type Payload, type RecvOptions, type RecvSyncOptions, type SendSyncOptions, type SignalOptions,
   type SocketType,
 } from './socket.js';
-export { socketPair, connect, connectSync, adopt, type ConnectOptions, type AddressOptions } from './connect.js';
+export { socketPair, connect, connectSync, adopt, type ConnectOptions, type AddressOptions, type AdoptOptions } from './connect.js';
 export { UnixServer, listen, adoptServer, type ListenOptions, type AdoptServerOptions } from './server.js';
 export { Fd, describeFd, pipe, type FdDescription, type FdKind } from './fd.js';
 export { FdPassError } from './errors.js';
 export { fdOf, type FdLike } from './fdlike.js';
-export type { Credentials } from './cmsg.js';
+export type { Credentials, PeerCredentials } from './cmsg.js';
 export type { SocketDescription, SocketFamily, SocketTypeName } from './sockopt.js';
 export { platform } from './libc.js';
 export {
@@ -24,7 +24,7 @@ export {
   type FdInput, type ToNetSocketOptions, type ToNetServerOptions, type ToDgramSocketOptions, type ToStreamOptions,
 } from './node.js';
 export type { SendOptions, HandOffOptions } from './socket.js';
-export { spawnWithSocket, forkWithSocket, inheritedSocket, FDPASS_FD_ENV, type SpawnWithSocketOptions, type ForkWithSocketOptions, type ChildWithSocket } from './spawn.js';
+export { spawnWithSocket, forkWithSocket, inheritedSocket, FDPASS_FD_ENV, FDPASS_TYPE_ENV, type SpawnWithSocketOptions, type ForkWithSocketOptions, type ChildWithSocket } from './spawn.js';
 export * as multiprocessing from './protocols/multiprocessing.js';
 export * as systemd from './protocols/systemd.js';
 export * as oci from './protocols/console.js';

@@ -1,30 +1,46 @@
 import koffi from 'koffi';
 import { constants as osConstants } from 'node:os';
+import { byteOrder } from './byteorder.js';
+import { cmsgLayoutOf, credentialCodecOf } from './cmsg.js';
 import { FdPassError } from './errors.js';
-import { lookupPlatform, platformKey, supportedPlatforms, type Platform } from './platform/index.js';
+import { hostPlatform, type Platform } from './platform/index.js';
 
 function loadPlatform(): Platform {
-  const platform = lookupPlatform();
-  if (!platform) {
-    throw new FdPassError(
-      'ERR_FDPASS_UNSUPPORTED_PLATFORM',
-      `fdpass has no platform table for ${platformKey()} yet (supported: ${supportedPlatforms.join(', ')})`,
-    );
-  }
-  return platform;
+  const result = hostPlatform();
+  if (result.error) throw new FdPassError(result.error.code, result.error.message);
+  return result.platform;
 }
 
 export const platform: Platform = loadPlatform();
 export const C = platform.constants;
 export const L = platform.layouts;
+/** What this platform can do (FDPASS_CAPABILITIES=minimal swaps in the fallbacks, for tests). */
+export const CAPS = platform.capabilities;
+/** C integers in this platform's byte order. */
+export const E = byteOrder(platform.endianness);
+export const CMSG = cmsgLayoutOf(platform);
+/** The credentials control message this platform has (and its capability allows), or null. */
+export const CREDENTIALS = credentialCodecOf(platform);
 
-/** The C library, for modules that declare prototypes of their own (pidfd). */
-export const lib = koffi.load(platform.libcName as string);
+/** The C library, for modules that declare prototypes of their own (pidfd). Null: the process's own symbols. */
+export const lib = koffi.load(platform.libcName);
+
+/** The symbol a libc function is exported under here (NetBSD: socket is __socket30). */
+function symbol(name: string): string {
+  return platform.symbols[name] ?? name;
+}
+
+type Fn = ReturnType<typeof lib.func>;
+
+/** Declared only where the platform has them: binding a missing symbol fails at import. */
+function optional(present: boolean, prototype: string): Fn | null {
+  return present ? lib.func(prototype) : null;
+}
 
 // Pointers are passed as Buffers (koffi hands the C side the Buffer's own memory, no copy).
 // ssize_t is intptr_t on every supported ABI; socklen_t is uint32_t.
 export const sys = {
-  socket: lib.func('int socket(int domain, int type, int protocol)'),
+  socket: lib.func(`int ${symbol('socket')}(int domain, int type, int protocol)`),
   socketpair: lib.func('int socketpair(int domain, int type, int protocol, void *sv)'),
   sendmsg: lib.func('intptr_t sendmsg(int fd, void *msg, int flags)'),
   recvmsg: lib.func('intptr_t recvmsg(int fd, void *msg, int flags)'),
@@ -32,13 +48,15 @@ export const sys = {
   bind: lib.func('int bind(int fd, void *addr, uint32_t addrlen)'),
   connect: lib.func('int connect(int fd, void *addr, uint32_t addrlen)'),
   listen: lib.func('int listen(int fd, int backlog)'),
-  accept4: lib.func('int accept4(int fd, void *addr, void *addrlen, int flags)'),
+  accept: lib.func('int accept(int fd, void *addr, void *addrlen)'),
+  accept4: optional(CAPS.atomicCloexec, 'int accept4(int fd, void *addr, void *addrlen, int flags)'),
   shutdown: lib.func('int shutdown(int fd, int how)'),
   getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *value, void *len)'),
   setsockopt: lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)'),
   getsockname: lib.func('int getsockname(int fd, void *addr, void *addrlen)'),
   fchmod: lib.func('int fchmod(int fd, uint32_t mode)'),
-  pipe2: lib.func('int pipe2(void *fds, int flags)'),
+  pipe: lib.func('int pipe(void *fds)'),
+  pipe2: optional(CAPS.atomicCloexec, 'int pipe2(void *fds, int flags)'),
   poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
   // Variadic in C: declared so, because some ABIs pass variadic arguments differently.
   fcntl: lib.func('int fcntl(int fd, int cmd, ...)'),
@@ -66,6 +84,12 @@ export function fcntlInt(syscall: string, fd: number, cmd: number, arg?: number)
 /** close(2) that never throws (EINTR on Linux still closes the fd: never retry). */
 export function closeQuietly(fd: number): void {
   sys.close(fd);
+}
+
+/** The error for a feature this platform does not have: at the call, saying what to use instead. */
+export function unsupported(what: string, instead: string): FdPassError {
+  const mode = platform.capabilityMode === 'minimal' ? ' (FDPASS_CAPABILITIES=minimal)' : '';
+  return new FdPassError('ERR_FDPASS_UNSUPPORTED', `${what} is not available on ${platform.name}${mode}; ${instead}`);
 }
 
 export { koffi };

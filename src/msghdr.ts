@@ -5,29 +5,36 @@
  * keep its Buffer alive: every Buffer whose address is written here is a field of this
  * object (or `#pinned` for the duration of one call), so it lives as long as the struct.
  *
- * Hot-path writes go through Int32Array views. Length fields are 8 bytes on glibc and 4 on
- * musl (followed by padding); every supported platform is little-endian, so writing the low
- * 32 bits of a zero-initialised field is correct for both widths.
+ * Hot-path writes go through Int32Array views, which use the machine's own byte order — the
+ * kernel's. A length field is 8 bytes (glibc LP64) or 4 (musl, BSD, ILP32); values fit in 32
+ * bits, so only the low word of a zero-initialised field is written: at the field's offset on
+ * little-endian, 4 bytes further on big-endian (s390x). musl's pad words stay zero.
  */
+import { lowWordOffset } from './byteorder.js';
 import { cmsgAlign, cmsgLen, cmsgSpace, encodeCredentials, encodeRights, FD_SIZE, type Credentials } from './cmsg.js';
-import { C, L, koffi } from './libc.js';
+import { C, CAPS, CMSG, CREDENTIALS, E, L, koffi, platform } from './libc.js';
 
 const I = 4; // bytes per Int32Array element
+const word = (offset: number, size: 4 | 8): number => lowWordOffset(offset, size, platform.endianness) / I;
 const MSG_IOV = L.msghdr.iov;
-const MSG_IOVLEN = L.msghdr.iovlen / I;
+const MSG_IOVLEN = word(L.msghdr.iovlen, L.msghdr.iovlenSize);
 const MSG_CONTROL = L.msghdr.control;
-const MSG_CONTROLLEN = L.msghdr.controllen / I;
+const MSG_CONTROLLEN = word(L.msghdr.controllen, L.msghdr.controllenSize);
 const MSG_FLAGS = L.msghdr.flags / I;
 const IOV_BASE = L.iovec.base;
-const IOV_LEN = L.iovec.len / I;
-const CMSG_LEN = L.cmsghdr.len / I;
+const IOV_LEN = word(L.iovec.len, L.iovec.lenSize);
+const CMSG_LEN = word(L.cmsghdr.len, L.cmsghdr.lenSize);
 const CMSG_LEVEL = L.cmsghdr.level / I;
 const CMSG_TYPE = L.cmsghdr.type / I;
-const CMSG_DATA = cmsgAlign(L.cmsghdr.size, L.cmsghdr) / I;
+const CMSG_DATA = cmsgAlign(L.cmsghdr.size, CMSG) / I;
+/**
+ * What msg_controllen says for one SCM_RIGHTS message: CMSG_SPACE, or CMSG_LEN where the kernel
+ * wants cmsg_len equal to msg_controllen (darwin; Linux accepts it too, which minimal mode uses).
+ */
+const rightsControlLength = CAPS.singleRightsMessage ? cmsgLen : cmsgSpace;
 
 function writeAddress(buf: Buffer, offset: number, addr: bigint): void {
-  if (L.pointerSize === 8) buf.writeBigUInt64LE(addr, offset);
-  else buf.writeUInt32LE(Number(addr), offset);
+  E.writePointer(buf, offset, L.pointerSize, addr);
 }
 
 function int32View(buf: Buffer): Int32Array {
@@ -41,8 +48,8 @@ function allocStruct(size: number): Buffer {
 
 /** Payloads up to this size are copied into a buffer whose address is written once. */
 const SCRATCH_BYTES = 4096;
-export const MAX_FDS_CONTROL_BYTES = cmsgSpace(C.SCM_MAX_FD * FD_SIZE, L.cmsghdr);
-const CREDENTIALS_BYTES = cmsgSpace(L.ucred.size, L.cmsghdr);
+export const MAX_FDS_CONTROL_BYTES = cmsgSpace(C.SCM_MAX_FD * FD_SIZE, CMSG);
+const CREDENTIALS_BYTES = CREDENTIALS === null ? 0 : cmsgSpace(CREDENTIALS.maxSize, CMSG);
 
 export class SendBuffers {
   readonly msghdr = allocStruct(L.msghdr.size);
@@ -98,11 +105,11 @@ export class SendBuffers {
     if (count > 0) {
       const control32 = this.#control32;
       if (count !== this.#headerFds) {
-        control32[CMSG_LEN] = cmsgLen(count * FD_SIZE, L.cmsghdr);
+        control32[CMSG_LEN] = cmsgLen(count * FD_SIZE, CMSG);
         this.#headerFds = count;
       }
       for (let i = 0; i < count; i++) control32[CMSG_DATA + i] = fds![i];
-      this.#msg32[MSG_CONTROLLEN] = cmsgSpace(count * FD_SIZE, L.cmsghdr);
+      this.#msg32[MSG_CONTROLLEN] = rightsControlLength(count * FD_SIZE, CMSG);
     } else {
       this.#msg32[MSG_CONTROLLEN] = 0;
     }
@@ -112,8 +119,10 @@ export class SendBuffers {
   /**
    * Like `prepare`, plus an SCM_CREDENTIALS message claiming `credentials` (the kernel checks
    * the claim: EPERM unless they are the sender's own or it has CAP_SYS_ADMIN/CAP_SETUID/CAP_SETGID).
+   * Only where the platform lets a sender claim credentials (the caller checks).
    */
   prepareWithCredentials(data: Buffer, offset: number, fds: readonly number[] | null, credentials: Credentials): bigint {
+    const codec = CREDENTIALS!;
     this.prepare(data, offset, null);
     let c = this.#credentials;
     if (c === null) {
@@ -124,8 +133,8 @@ export class SendBuffers {
       c = this.#credentials = { msghdr, address: koffi.address(msghdr) as bigint, msg32: int32View(msghdr), control };
       c.msg32[MSG_IOVLEN] = 1;
     }
-    let length = encodeCredentials(c.control, 0, credentials, L.cmsghdr, L.ucred, C);
-    if (fds !== null && fds.length > 0) length += encodeRights(c.control, length, fds, L.cmsghdr, C);
+    let length = encodeCredentials(c.control, 0, credentials, CMSG, codec, C);
+    if (fds !== null && fds.length > 0) length += encodeRights(c.control, length, fds, CMSG, C);
     c.msg32[MSG_CONTROLLEN] = length;
     return c.address;
   }
@@ -140,9 +149,9 @@ export class SendBuffers {
 const RETAIN_BYTES = 1 << 20;
 const DEFAULT_RETAIN_BYTES = 1 << 16;
 
-/** Control space for a full SCM_RIGHTS message plus SCM_CREDENTIALS and an SCM_PIDFD. */
+/** Control space for a full SCM_RIGHTS message plus a credentials message and an SCM_PIDFD. */
 export const RECV_CONTROL_BYTES =
-  MAX_FDS_CONTROL_BYTES + cmsgSpace(L.ucred.size, L.cmsghdr) + cmsgSpace(FD_SIZE, L.cmsghdr);
+  MAX_FDS_CONTROL_BYTES + CREDENTIALS_BYTES + (C.SCM_PIDFD === null ? 0 : cmsgSpace(FD_SIZE, CMSG));
 
 export class RecvBuffers {
   readonly msghdr = allocStruct(L.msghdr.size);
@@ -197,7 +206,7 @@ export class RecvBuffers {
     const c = this.control32;
     if (c[CMSG_LEVEL] !== C.SOL_SOCKET || c[CMSG_TYPE] !== C.SCM_RIGHTS) return null;
     const len = c[CMSG_LEN];
-    if (len < CMSG_DATA * I || cmsgAlign(len, L.cmsghdr) !== controlLength) return null;
+    if (len < CMSG_DATA * I || (cmsgAlign(len, CMSG) !== controlLength && len !== controlLength)) return null;
     const count = (len - CMSG_DATA * I) >> 2;
     const fds = new Array<number>(count);
     for (let i = 0; i < count; i++) fds[i] = c[CMSG_DATA + i];

@@ -15,7 +15,7 @@ import { FdPassError, invalidArgType, invalidArgValue, outOfRange } from './erro
 import { Fd, describeFd, dupCloexec, type FdDescription } from './fd.js';
 import { C, closeQuietly, lastErrno, lib } from './libc.js';
 import { dgramState, type FdLike, type UvStreamHandle } from './fdlike.js';
-import { getIntOption } from './sockopt.js';
+import { getIntOption, socketDomain } from './sockopt.js';
 
 // ---------------------------------------------------------------------------------------------
 // fd -> Node object
@@ -44,7 +44,7 @@ function isConnected(fd: number): boolean {
  */
 function streamSocketState(fd: number): { listening: boolean } | null {
   try {
-    const family = getIntOption(fd, C.SO_DOMAIN);
+    const family = socketDomain(fd);
     if (family !== C.AF_INET && family !== C.AF_INET6 && family !== C.AF_UNIX) return null;
     if (getIntOption(fd, C.SO_TYPE) !== C.SOCK_STREAM) return null;
     return { listening: getIntOption(fd, C.SO_ACCEPTCONN) !== 0 };

@@ -12,8 +12,8 @@ import { constants as fsConstants, openSync, readFileSync, readdirSync, readlink
 import { constants as osConstants, release } from 'node:os';
 import { FdPassError, abortError, errnoName, invalidArgType, outOfRange } from './errors.js';
 import { Fd, describeFd, type FdKind } from './fd.js';
-import { C, closeQuietly, lastErrno, lib, platform, sys } from './libc.js';
-import { pidfdSyscalls, type PidfdSyscalls } from './platform/syscalls.js';
+import { C, CAPS, E, closeQuietly, lastErrno, lib, platform, sys, unsupported } from './libc.js';
+import type { PidfdSyscalls } from './platform/syscalls.js';
 import { Watcher } from './poll.js';
 import type { SocketDescription } from './sockopt.js';
 
@@ -28,9 +28,12 @@ let native: Native | undefined;
 /** Loaded at first use, so importing fdpass never fails where pidfd does not exist. */
 function linux(): Native {
   if (native) return native;
-  const S = pidfdSyscalls[process.arch];
-  if (platform.os !== 'linux' || !S) {
-    throw new FdPassError('ERR_FDPASS_UNSUPPORTED_PLATFORM', `pidfd is Linux-only and fdpass has no syscall table for ${platform.name}`);
+  const S = platform.linux;
+  if (!CAPS.pidfd || S === null) {
+    throw unsupported(
+      'pidfd (PidFd, peerPidFd(), peer.pidfd())',
+      'process descriptors are Linux-only: use peerCredentials().pid with process.kill() (racy once the process exits and its pid is reused), or have the process send the descriptor over a Unix socket',
+    );
   }
   native = {
     S,
@@ -359,9 +362,9 @@ export class PidFd {
     const { S, waitid } = linux();
     const info = Buffer.alloc(S.siginfo.size);
     const ret = waitid(S.P_PIDFD, this.#fd, info, S.WEXITED | S.WNOHANG | S.WNOWAIT) as number;
-    if (ret < 0 || info.readInt32LE(S.siginfo.pid) === 0) return null; // ECHILD: not our child
-    const code = info.readInt32LE(S.siginfo.code);
-    const status = info.readInt32LE(S.siginfo.status);
+    if (ret < 0 || E.readInt32(info, S.siginfo.pid) === 0) return null; // ECHILD: not our child
+    const code = E.readInt32(info, S.siginfo.code);
+    const status = E.readInt32(info, S.siginfo.status);
     if (code === S.CLD_EXITED) return { code: status, signal: null };
     if (code === S.CLD_KILLED || code === S.CLD_DUMPED) return { code: null, signal: signalNames.get(status) ?? null };
     return null;
@@ -393,10 +396,10 @@ const optLen = Buffer.alloc(4);
  */
 export function peerPidFdOf(fd: number): PidFd {
   checkFdNumber(fd, 'fd');
-  optLen.writeUInt32LE(4, 0);
+  E.writeUInt32(optLen, 0, 4);
   const ret = sys.getsockopt(fd, C.SOL_SOCKET, linux().S.SO_PEERPIDFD, optValue, optLen) as number;
   if (ret < 0) throw explainError('getsockopt(SO_PEERPIDFD)', lastErrno());
-  const pidfd = optValue.readInt32LE(0);
+  const pidfd = E.readInt32(optValue, 0);
   try {
     return PidFd.adopt(pidfd);
   } catch (err) {
@@ -415,6 +418,7 @@ export function peerPidFdOf(fd: number): PidFd {
 export function reopenFromProc(pid: number, fd: number, flags: string | number = 'r'): Fd {
   checkPid(pid);
   checkFdNumber(fd, 'fd');
+  if (!CAPS.procFs) throw unsupported('reopenFromProc() (/proc/<pid>/fd)', 'have the process send the descriptor over a Unix socket (SCM_RIGHTS)');
   const path = `/proc/${pid}/fd/${fd}`;
   try {
     return new Fd(openSync(path, flags)); // libuv opens with O_CLOEXEC
@@ -448,7 +452,7 @@ export interface ProcessFdInfo {
 const listedFlags = ['O_APPEND', 'O_NONBLOCK', 'O_SYNC', 'O_DSYNC', 'O_DIRECT', 'O_NOATIME', 'O_DIRECTORY'] as const;
 
 function flagNames(flags: number): string[] {
-  if (flags & C.O_PATH) return ['O_PATH'];
+  if (C.O_PATH !== null && flags & C.O_PATH) return ['O_PATH'];
   const fsc = fsConstants as Record<string, number | undefined>;
   const names = [flags & fsConstants.O_RDWR ? 'O_RDWR' : flags & fsConstants.O_WRONLY ? 'O_WRONLY' : 'O_RDONLY'];
   for (const name of listedFlags) {
@@ -500,6 +504,7 @@ export interface ListFdsOptions {
  */
 export function listProcessFds(pid: number, options: ListFdsOptions = {}): ProcessFdInfo[] {
   checkPid(pid);
+  if (!CAPS.procFs) throw unsupported('listProcessFds() (/proc/<pid>/fd)', 'use lsof -p <pid>');
   const dir = `/proc/${pid}/fd`;
   let names: string[];
   try {

@@ -4,7 +4,7 @@
  * socket's handle is stopped, so it does not keep the process alive.
  */
 import { FdPassError } from './errors.js';
-import { C, EINTR, L, fcntlInt, koffi, lastErrno, sys } from './libc.js';
+import { C, E, EINTR, L, fcntlInt, koffi, lastErrno, sys } from './libc.js';
 
 interface PollHandle {
   start(opts: { readable?: boolean; writable?: boolean }, cb: (status: number, events: { readable: boolean; writable: boolean }) => void): void;
@@ -105,9 +105,9 @@ const pollfd = Buffer.alloc(L.pollfd.size);
 export function waitSync(fd: number, events: number, timeoutMs: number): boolean {
   const deadline = timeoutMs < 0 ? Infinity : Date.now() + timeoutMs;
   for (;;) {
-    pollfd.writeInt32LE(fd, L.pollfd.fd);
-    pollfd.writeInt16LE(events, L.pollfd.events);
-    pollfd.writeInt16LE(0, L.pollfd.revents);
+    E.writeInt32(pollfd, L.pollfd.fd, fd);
+    E.writeInt16(pollfd, L.pollfd.events, events);
+    E.writeInt16(pollfd, L.pollfd.revents, 0);
     const wait = deadline === Infinity ? -1 : Math.max(0, Math.ceil(deadline - Date.now()));
     const n = sys.poll(pollfd, 1, wait) as number;
     if (n > 0) return true;

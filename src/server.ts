@@ -5,16 +5,20 @@ import { encodeUnixAddress, type UnixAddress } from './address.js';
 import { admit, checkAuthorize, type Authorize } from './authorize.js';
 import { FdPassError, abortError, busyError, closedError, invalidArgValue, timeoutError } from './errors.js';
 import { Fd } from './fd.js';
-import { C, EADDRINUSE, EAGAIN, ECONNABORTED, ECONNREFUSED, EINTR, ENOENT, L, check, closeQuietly, lastErrno, sys } from './libc.js';
+import { acceptConnection } from './create.js';
+import { C, CAPS, E, EADDRINUSE, EAGAIN, ECONNABORTED, ECONNREFUSED, EINTR, ENOENT, L, check, closeQuietly, lastErrno, sys } from './libc.js';
 import { POLLIN, Watcher, waitSync } from './poll.js';
 import { describeSocket, getIntOption } from './sockopt.js';
 import { checkSignal, integerOption, type SignalOptions } from './args.js';
-import { newSocketFd, ownedFdNumber, setNonBlocking, socketTypes, toAddress, unixDomainOf, type AddressOptions } from './connect.js';
+import { defaultMessageType, newSocketFd, ownedFdNumber, setNonBlocking, socketTypeOf, socketTypes, streamType, toAddress, unixDomainOf, type AddressOptions } from './connect.js';
 import { UnixSocket, type SocketType } from './socket.js';
 import { AGAIN, WaitQueue, newWaiter, type Waiter } from './wait-queue.js';
 
 export interface ListenOptions extends AddressOptions {
-  /** Default 'seqpacket' (message boundaries); use 'stream' for peers that expect SOCK_STREAM. */
+  /**
+   * Default 'seqpacket' (message boundaries), or 'framed' where the platform has no SEQPACKET;
+   * use 'stream' for peers that expect raw SOCK_STREAM bytes.
+   */
   type?: Exclude<SocketType, 'dgram'>;
   /** Permissions of the socket file (default 0o600: only this user can connect). */
   mode?: number;
@@ -33,7 +37,12 @@ export interface ListenOptions extends AddressOptions {
 export interface AdoptServerOptions {
   /** As `ListenOptions.authorize`. */
   authorize?: Authorize;
+  /** For a SOCK_STREAM listener: 'stream' or 'framed' connections (default as for `adopt()`). */
+  type?: Exclude<SocketType, 'dgram'>;
 }
+
+/** The syscall named in errors: accept4 where fdpass uses it, accept elsewhere. */
+const ACCEPT = CAPS.atomicCloexec ? 'accept4' : 'accept';
 
 /** Refused connections taken in one go before yielding to the event loop (a flood must not starve it). */
 const MAX_REFUSALS_PER_TURN = 64;
@@ -87,7 +96,7 @@ export class UnixServer {
     for (;;) {
       const conn = this.#tryAccept();
       if (conn !== AGAIN) return conn;
-      if (!waitSync(this.fd, POLLIN, deadline < 0 ? -1 : Math.max(0, deadline - Date.now()))) throw timeoutError('accept4');
+      if (!waitSync(this.fd, POLLIN, deadline < 0 ? -1 : Math.max(0, deadline - Date.now()))) throw timeoutError(ACCEPT);
     }
   }
 
@@ -175,7 +184,7 @@ export class UnixServer {
     const fd = this.fd;
     const authorize = this.#authorize;
     for (let refused = 0; ; ) {
-      const conn = sys.accept4(fd, null, null, C.SOCK_CLOEXEC) as number;
+      const conn = acceptConnection(fd);
       if (conn >= 0) {
         if (authorize === undefined || admit(conn, authorize)) return new UnixSocket(conn, this.type);
         // Refused and closed. The listener is still readable if more wait: level-triggered
@@ -187,7 +196,7 @@ export class UnixServer {
       if (errno === EAGAIN) return AGAIN;
       // The connection was reset before we took it, or a signal: take the next one.
       if (errno === EINTR || errno === ECONNABORTED) continue;
-      throw FdPassError.fromErrno('accept4', errno);
+      throw FdPassError.fromErrno(ACCEPT, errno);
     }
   }
 }
@@ -195,27 +204,33 @@ export class UnixServer {
 
 /**
  * Bind and listen on a Unix socket path (or Linux abstract name). The file is created with
- * `mode` (default 0o600) race-free: the mode is set on the socket before bind creates the
- * file. A stale socket file (nothing listening) is replaced; a live one fails with
- * EADDRINUSE; a file that is not a socket is left alone and fails with EADDRINUSE.
+ * `mode` (default 0o600). On Linux that is race-free: the mode is set on the socket before bind
+ * creates the file. darwin and the BSDs refuse fchmod on a socket: there the file gets the
+ * umask's mode at bind and `mode` right after it (with the usual umask 022 nobody else may
+ * connect meanwhile: connecting needs write permission). A stale socket file (nothing
+ * listening) is replaced; a live one fails with EADDRINUSE; a file that is not a socket is
+ * left alone and fails with EADDRINUSE.
  */
 export function listen(target: string | ListenOptions): UnixServer {
   const address = toAddress(target, 'target');
   const options: ListenOptions = typeof target === 'string' ? {} : target;
-  const type = options.type ?? 'seqpacket';
-  if (type !== 'stream' && type !== 'seqpacket') throw invalidArgValue('options.type', `must be 'stream' or 'seqpacket'. Received ${String(type)}`);
+  const type = options.type ?? defaultMessageType;
+  if (type === 'dgram' || !Object.hasOwn(socketTypes, type)) {
+    throw invalidArgValue('options.type', `must be 'stream', 'seqpacket' or 'framed'. Received ${String(type)}`);
+  }
+  socketTypeOf(type, 'options.type');
   const mode = integerOption(options.mode, 'options.mode', 0, 0o777, 0o600);
   const backlog = integerOption(options.backlog, 'options.backlog', 0, 0x7fffffff, 511);
   const authorize = checkAuthorize(options.authorize, 'options.authorize');
-  const { sockaddr, length } = encodeUnixAddress(address, L.sockaddr_un, C);
+  const { sockaddr, length } = encodeUnixAddress(address, L.sockaddr_un, C, E);
 
-  const fd = newSocketFd(socketTypes[type], C.SOCK_NONBLOCK);
+  const fd = newSocketFd(socketTypes[type], true);
   // Once bind() has created the socket file, any later failure must remove it again.
   let boundPath: string | undefined;
   try {
     // bind() creates the file with the socket inode's mode minus the umask: narrowing it
     // first means there is never a moment when others may connect.
-    if (address.path !== undefined) check('fchmod', sys.fchmod(fd, mode) as number);
+    if (address.path !== undefined && CAPS.fchmodSocket) check('fchmod', sys.fchmod(fd, mode) as number);
     if ((sys.bind(fd, sockaddr, length) as number) < 0) {
       const errno = lastErrno();
       if (errno !== EADDRINUSE || address.path === undefined || !removeStaleSocket(address.path, sockaddr, length)) {
@@ -228,7 +243,7 @@ export function listen(target: string | ListenOptions): UnixServer {
       boundPath = resolvePath(address.path);
       const st = lstatSync(boundPath);
       created = { absolutePath: boundPath, dev: st.dev, ino: st.ino };
-      // The umask may have removed bits the caller asked for: widen after, never narrow late.
+      // The umask may have removed bits the caller asked for (or, without fchmod, left some).
       if ((st.mode & 0o777) !== mode) chmodSync(boundPath, mode);
     }
     check('listen', sys.listen(fd, backlog) as number, address.label);
@@ -257,7 +272,7 @@ function removeStaleSocket(path: string, sockaddr: Buffer, length: number): bool
   } catch {
     return false;
   }
-  const probe = newSocketFd(C.SOCK_DGRAM, C.SOCK_NONBLOCK);
+  const probe = newSocketFd(C.SOCK_DGRAM, true);
   const ret = sys.connect(probe, sockaddr, length) as number;
   const errno = ret < 0 ? lastErrno() : 0;
   closeQuietly(probe);
@@ -270,12 +285,17 @@ function removeStaleSocket(path: string, sockaddr: Buffer, length: number): bool
 /** Wrap an inherited listening AF_UNIX socket (e.g. from systemd or a previous process). */
 export function adoptServer(fd: number | Fd, options?: AdoptServerOptions): UnixServer {
   const authorize = checkAuthorize(options?.authorize, 'options.authorize');
+  if (options?.type !== undefined) {
+    if ((options.type as string) === 'dgram') throw invalidArgValue('options.type', "must be 'stream', 'seqpacket' or 'framed'. Received dgram");
+    socketTypeOf(options.type, 'options.type');
+  }
   const n = ownedFdNumber(fd);
   const domain = unixDomainOf(n);
   if (domain !== C.AF_UNIX) throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not an AF_UNIX socket (SO_DOMAIN ${domain})`);
   if (!getIntOption(n, C.SO_ACCEPTCONN)) throw new FdPassError('ERR_FDPASS_NOT_LISTENING', `fd ${n} is not a listening socket: use adopt()`);
-  const { type, path } = describeSocket(n);
-  if (type !== 'stream' && type !== 'seqpacket') throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} has unsupported socket type ${type}`);
+  const { type: kernelType, path } = describeSocket(n);
+  if (kernelType !== 'stream' && kernelType !== 'seqpacket') throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} has unsupported socket type ${kernelType}`);
+  const type = streamType(kernelType, options?.type, n);
   // accept4 has no per-call non-blocking flag: the listener itself must be O_NONBLOCK.
   setNonBlocking(n, true);
   if (fd instanceof Fd) fd.release();

@@ -1,10 +1,12 @@
 /** UnixSocket: sendmsg/recvmsg with SCM_RIGHTS, sync and async. */
 import { checkSignal, integerOption, NO_FDS, toCredentials, toFdNumbers, toPayload, type Payload, type SignalOptions } from './args.js';
-import { parseControl, type Credentials, type ParsedControl } from './cmsg.js';
-import { FdPassError, abortError, busyError, closedError, invalidArgValue, timeoutError } from './errors.js';
+import { parseControl, type Credentials, type ParsedControl, type PeerCredentials } from './cmsg.js';
+import { RECV_FLAGS, SEND_FLAGS, receivedCloexec } from './create.js';
+import { FdPassError, abortError, busyError, closedError, invalidArgValue, outOfRange, timeoutError } from './errors.js';
 import { Fd } from './fd.js';
 import type { FdLike } from './fdlike.js';
-import { C, EAGAIN, EINTR, L, check, closeQuietly, lastErrno, sys } from './libc.js';
+import { FRAME_HEADER_BYTES, FRAME_MAX_PAYLOAD, FrameReader, NEED_MORE, encodeFrameHeader } from './framing.js';
+import { C, CAPS, CMSG, CREDENTIALS, EAGAIN, EINTR, check, closeQuietly, lastErrno, sys, unsupported } from './libc.js';
 import { RecvBuffers, SendBuffers } from './msghdr.js';
 import { prepareHandOff, type HandOff } from './node.js';
 import { POLLIN, POLLOUT, Watcher, waitSync } from './poll.js';
@@ -15,21 +17,26 @@ import { AGAIN, WaitQueue, newWaiter, type Waiter } from './wait-queue.js';
 
 export type { Payload, SignalOptions } from './args.js';
 
-export type SocketType = 'stream' | 'seqpacket' | 'dgram';
+/**
+ * 'seqpacket': one send is one message (Linux, the BSDs). 'framed': the same message semantics
+ * over a SOCK_STREAM socket, each message length-prefixed (see src/framing.ts) — fdpass's
+ * default where SEQPACKET does not exist (darwin). 'stream': raw bytes. 'dgram': datagrams.
+ */
+export type SocketType = 'stream' | 'seqpacket' | 'dgram' | 'framed';
 
 export interface Message {
   /** The bytes received. An empty payload sent by fdpass (or most C/Go/Perl peers) arrives as one NUL byte. */
   data: Buffer;
   /** The descriptors that came with the message, close-on-exec, owned by the caller. */
   fds: Fd[];
-  /** Sender's credentials, when the socket has SO_PASSCRED set. */
+  /** Sender's credentials, when the socket has `passCredentials()` on. */
   credentials?: Credentials;
   /** Fds beyond `maxFds` (or in control messages fdpass does not hand out) that were closed. */
   droppedFds: number;
 }
 
 export interface RecvOptions {
-  /** Largest payload accepted (default 65536). A longer datagram/seqpacket message fails with ERR_FDPASS_TRUNC. */
+  /** Largest payload accepted (default 65536). A longer datagram/seqpacket/framed message fails with ERR_FDPASS_TRUNC. */
   maxBytes?: number;
   /** Most fds handed to the caller (default 253, the kernel's limit); any beyond are closed. */
   maxFds?: number;
@@ -70,8 +77,6 @@ export interface SendSyncOptions extends HandOffOptions, CredentialsOptions {
 
 export interface SendOptions extends SignalOptions, HandOffOptions, CredentialsOptions {}
 
-const SEND_FLAGS = C.MSG_NOSIGNAL | C.MSG_DONTWAIT;
-const RECV_FLAGS = C.MSG_CMSG_CLOEXEC | C.MSG_DONTWAIT;
 const DEFAULT_MAX_BYTES = 65536;
 const MAX_MAX_BYTES = 1 << 30;
 
@@ -88,6 +93,15 @@ interface RecvOp extends Waiter<Message | null> {
 
 /** A send failed: if its fds already went (a stream send failed part-way), they are gone. */
 
+/** The `credentials` send option: only where a sender may attach credentials (Linux). */
+function credentialsOption(value: unknown): Credentials | undefined {
+  const credentials = toCredentials(value);
+  if (credentials !== undefined && !CAPS.credentialMessages?.claim) {
+    throw unsupported('sending credentials (options.credentials)', 'the receiver can read the sender\'s identity with peerCredentials()');
+  }
+  return credentials;
+}
+
 /**
  * A connected Unix domain socket that carries data and descriptors.
  * Created by `socketPair()`, `connect()`, `connectSync()`, `UnixServer.accept()` or `adopt()`.
@@ -101,14 +115,19 @@ export class UnixSocket {
   readonly #recvs: WaitQueue<RecvOp, Message | null>;
   /** Set once a stream send was cut off mid-message: every later send fails with it. */
   #sendBroken: FdPassError | null = null;
+  /** 'framed' only: bytes and descriptors read but not yet returned as a message. */
+  readonly #frames: FrameReader | null;
+  /** 'framed' only: credentials of the latest read, for the message it completes. */
+  #frameCredentials: Credentials | undefined;
 
   /** Wrap a connected AF_UNIX socket descriptor and take ownership of it. Prefer `adopt()`. */
   constructor(fd: number, type: SocketType) {
     this.#fd = fd;
     this.type = type;
+    this.#frames = type === 'framed' ? new FrameReader() : null;
     this.#watcher = new Watcher(fd, (readable, writable) => this.#onReady(readable, writable));
     this.#sends = new WaitQueue<SendOp, number>(
-      (op) => (this.#trySend(op) ? op.data.length : AGAIN),
+      (op) => (this.#trySend(op) ? this.#payloadLength(op) : AGAIN),
       () => this.#updateInterest(),
       {
         onAbort: (op, err) => {
@@ -153,7 +172,8 @@ export class UnixSocket {
    * the receiver gets new descriptors for the same open files.
    */
   sendSync(data?: Payload, fds?: readonly FdLike[] | null, options?: SendSyncOptions): number {
-    const op = new SendOp(toPayload(data), toFdNumbers(fds), undefined, options === undefined ? undefined : toCredentials(options.credentials));
+    const fdNumbers = toFdNumbers(fds);
+    const op = new SendOp(this.#message(toPayload(data), fdNumbers), fdNumbers, undefined, options === undefined ? undefined : credentialsOption(options.credentials));
     const timeoutMs = integerOption(options?.timeoutMs, 'options.timeoutMs', -1, 0x7fffffff, -1);
     if (this.#sends.waiting) throw busyError('send');
     if (this.#sendBroken !== null) throw this.#sendBroken;
@@ -172,7 +192,7 @@ export class UnixSocket {
       throw err;
     }
     handOff?.commit();
-    return op.data.length;
+    return this.#payloadLength(op);
   }
 
   /** Send asynchronously, in order with other `send` calls; resolves with the bytes written. */
@@ -182,7 +202,8 @@ export class UnixSocket {
     try {
       const signal = checkSignal(options);
       if (signal?.aborted) return Promise.reject(abortError(signal));
-      op = new SendOp(toPayload(data), toFdNumbers(fds), signal, options === undefined ? undefined : toCredentials(options.credentials));
+      const fdNumbers = toFdNumbers(fds);
+      op = new SendOp(this.#message(toPayload(data), fdNumbers), fdNumbers, signal, options === undefined ? undefined : credentialsOption(options.credentials));
       this.fd;
       if (this.#sendBroken !== null) throw this.#sendBroken;
       if (options?.close) handOff = prepareHandOff(fds ?? []);
@@ -247,17 +268,25 @@ export class UnixSocket {
     }
   }
 
-  /** SO_PEERCRED: pid, uid and gid of the peer when the connection was made. */
-  peerCredentials(): Credentials {
+  /**
+   * The peer's pid, uid and gid when the connection (or pair) was made, from the kernel:
+   * SO_PEERCRED (Linux, OpenBSD), LOCAL_PEERCRED + LOCAL_PEERPID (darwin), LOCAL_PEERCRED
+   * (FreeBSD), LOCAL_PEEREID (NetBSD). `pid` is undefined where the kernel does not say.
+   */
+  peerCredentials(): PeerCredentials {
     return peerCredentials(this.fd);
   }
 
   /**
-   * SO_PASSCRED: from now on each received message carries the sender's pid/uid/gid in
-   * `message.credentials`, checked by the kernel. Set it before the peer sends.
+   * From now on each received message carries the sender's pid/uid/gid in
+   * `message.credentials`, checked by the kernel: SO_PASSCRED (Linux), LOCAL_CREDS_PERSISTENT
+   * (FreeBSD 13+). Set it before the peer sends. ERR_FDPASS_UNSUPPORTED where the platform has
+   * no credential messages (darwin, OpenBSD, NetBSD): use `peerCredentials()` there.
    */
   passCredentials(on = true): this {
-    setIntOption(this.fd, C.SO_PASSCRED, on ? 1 : 0);
+    const spec = CAPS.credentialMessages;
+    if (spec === null) throw unsupported('passCredentials() (credentials in messages)', 'use peerCredentials(), which names the peer of a connected socket');
+    setIntOption(this.fd, C[spec.enableOption]!, on ? 1 : 0, C[spec.enableLevel]!);
     return this;
   }
 
@@ -286,6 +315,7 @@ export class UnixSocket {
     this.#watcher.close(); // the uv handle must go before the fd
     this.#fd = -1;
     closeQuietly(fd);
+    this.#frames?.close();
     this.#sends.flush((op) => op.reject(closedError('UnixSocket')));
     this.#recvs.flush((op) => op.resolve(null));
   }
@@ -310,6 +340,7 @@ export class UnixSocket {
   release(): number {
     const fd = this.fd;
     if (this.#sends.waiting || this.#recvs.waiting) throw new FdPassError('ERR_FDPASS_BUSY', 'cannot release a socket with pending operations');
+    if (this.#frames?.holdsData) throw new FdPassError('ERR_FDPASS_BUSY', 'cannot release a framed socket holding bytes or descriptors it already read (receive them first)');
     this.#watcher.close();
     this.#fd = -1;
     return fd;
@@ -355,8 +386,21 @@ export class UnixSocket {
     }
   }
 
-  /** One recvmsg: a message, null at end of stream, or AGAIN when nothing is queued. */
+  /** The bytes to send for one message: the payload, or (framed) a header and the payload. */
+  #message(payload: Buffer, fds: readonly number[]): Buffer {
+    if (this.#frames === null) return payload;
+    if (payload.length > FRAME_MAX_PAYLOAD) throw outOfRange('data.length', `at most ${FRAME_MAX_PAYLOAD} bytes on a framed socket`, payload.length);
+    return Buffer.concat([encodeFrameHeader(payload.length, fds.length), payload]);
+  }
+
+  /** What send/sendSync resolve with: the caller's payload bytes (without a frame header). */
+  #payloadLength(op: SendOp): number {
+    return this.#frames === null ? op.data.length : op.data.length - FRAME_HEADER_BYTES;
+  }
+
+  /** One message, null at end of stream, or AGAIN when nothing is queued. */
   #tryRecv(maxBytes: number, maxFds: number): Message | null | typeof AGAIN {
+    if (this.#frames !== null) return this.#tryRecvFramed(this.#frames, maxBytes, maxFds);
     const fd = this.fd;
     const buffers = (recvBuffers ??= new RecvBuffers());
     let n: number;
@@ -376,12 +420,13 @@ export class UnixSocket {
       const single = buffers.singleRights(controlLength);
       if (single !== null) received = single;
       else {
-        control = parseControl(buffers.control, controlLength, L.cmsghdr, L.ucred, C);
+        control = parseControl(buffers.control, controlLength, CMSG, CREDENTIALS, C);
         received = control.fds;
       }
     }
     const extra = control?.extraFds ?? NO_FDS;
     for (const x of extra) closeQuietly(x);
+    receivedCloexec(received);
     if (flags & C.MSG_CTRUNC) {
       for (const x of received) closeQuietly(x);
       throw new FdPassError(
@@ -404,5 +449,43 @@ export class UnixSocket {
     const message: Message = { data: payload, fds, droppedFds: received.length - keep + extra.length };
     if (control?.credentials) message.credentials = control.credentials;
     return message;
+  }
+
+  /** 'framed': a message from what was read before, or after as many reads as it takes. */
+  #tryRecvFramed(frames: FrameReader, maxBytes: number, maxFds: number): Message | null | typeof AGAIN {
+    const fd = this.fd;
+    const buffers = (recvBuffers ??= new RecvBuffers());
+    for (;;) {
+      const frame = frames.next(maxBytes, maxFds);
+      if (frame !== NEED_MORE) {
+        const fds = new Array<Fd>(frame.fds.length);
+        for (let i = 0; i < fds.length; i++) fds[i] = new Fd(frame.fds[i]);
+        const message: Message = { data: frame.data, fds, droppedFds: frame.dropped };
+        if (this.#frameCredentials) message.credentials = this.#frameCredentials;
+        return message;
+      }
+      const n = sys.recvmsg(fd, buffers.prepare(frames.wanted(DEFAULT_MAX_BYTES, maxBytes)), RECV_FLAGS) as number;
+      if (n < 0) {
+        const errno = lastErrno();
+        if (errno === EINTR) continue;
+        if (errno === EAGAIN) return AGAIN;
+        throw FdPassError.fromErrno('recvmsg', errno);
+      }
+      const controlLength = buffers.controlLength;
+      let received = NO_FDS;
+      let control: ParsedControl | undefined;
+      if (controlLength > 0) {
+        control = parseControl(buffers.control, controlLength, CMSG, CREDENTIALS, C);
+        received = control.fds;
+        for (const x of control.extraFds) closeQuietly(x);
+      }
+      receivedCloexec(received);
+      const truncated = (buffers.flags & C.MSG_CTRUNC) !== 0;
+      if (n === 0 && received.length === 0 && !truncated) return frames.atEof();
+      this.#frameCredentials = control?.credentials;
+      // MSG_CTRUNC: the message that lost descriptors fails when its turn comes (or at once, if
+      // it cannot be told); messages before and after it are served as usual.
+      frames.push(buffers.data, n, received, truncated);
+    }
   }
 }

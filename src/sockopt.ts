@@ -1,32 +1,63 @@
 /** Socket options and names read from the kernel: getsockopt, getsockname. */
-import { decodeInetAddress, decodeUnixAddress } from './address.js';
-import type { Credentials } from './cmsg.js';
-import { C, L, check, sys } from './libc.js';
+import { decodeInetAddress, decodeUnixAddress, readFamily } from './address.js';
+import type { PeerCredentials } from './cmsg.js';
+import { C, CAPS, E, L, check, sys } from './libc.js';
 
 // One scratch set for the whole process: each call fills and reads it synchronously.
 const value = Buffer.alloc(128);
 const valueLen = Buffer.alloc(4);
 
 export function getIntOption(fd: number, name: number, level = C.SOL_SOCKET): number {
-  valueLen.writeUInt32LE(4, 0);
+  E.writeUInt32(valueLen, 0, 4);
   check('getsockopt', sys.getsockopt(fd, level, name, value, valueLen) as number);
-  return value.readInt32LE(0);
+  return E.readInt32(value, 0);
 }
 
 export function setIntOption(fd: number, name: number, on: number, level = C.SOL_SOCKET): void {
-  value.writeInt32LE(on, 0);
+  E.writeInt32(value, 0, on);
   check('setsockopt', sys.setsockopt(fd, level, name, value, 4) as number);
 }
 
-/** SO_PEERCRED: who was on the other end when the connection (or socketpair) was made. */
-export function peerCredentials(fd: number): Credentials {
-  valueLen.writeUInt32LE(L.ucred.size, 0);
-  check('getsockopt', sys.getsockopt(fd, C.SOL_SOCKET, C.SO_PEERCRED, value, valueLen) as number);
-  return {
-    pid: value.readInt32LE(L.ucred.pid),
-    uid: value.readUInt32LE(L.ucred.uid),
-    gid: value.readUInt32LE(L.ucred.gid),
-  };
+const peer = CAPS.peerCredentials;
+
+/**
+ * Who was on the other end when the connection (or socketpair) was made: one getsockopt for
+ * the platform's struct (ucred, sockpeercred, unpcbid, xucred), and where that struct has no
+ * pid, the platform's pid option (darwin LOCAL_PEERPID). `pid` undefined: the kernel did not say.
+ */
+export function peerCredentials(fd: number): PeerCredentials {
+  const layout = L.peerCred;
+  E.writeUInt32(valueLen, 0, layout.size);
+  value.fill(0, 0, layout.size);
+  check('getsockopt', sys.getsockopt(fd, C[peer.level]!, C[peer.option]!, value, valueLen) as number);
+  const uid = E.readUInt32(value, layout.uid);
+  const gid = E.readUInt32(value, layout.gid);
+  let pid: number | undefined;
+  if (layout.pid !== null) pid = E.readInt32(value, layout.pid);
+  else if (peer.pidOption !== null) {
+    try {
+      pid = getIntOption(fd, C[peer.pidOption]!, C[peer.level]!);
+    } catch {
+      pid = undefined; // an older kernel without the option: the pid is not known
+    }
+  }
+  // FreeBSD before 13 leaves xucred's cr_pid zero: no process has pid 0.
+  if (pid === 0 && layout.pid !== null && peer.kind === 'xucred') pid = undefined;
+  return { pid, uid, gid };
+}
+
+/**
+ * The socket's address family: SO_DOMAIN where the platform has it, else the family field of
+ * getsockname's address (darwin and NetBSD have no SO_DOMAIN).
+ */
+export function socketDomain(fd: number): number {
+  if (C.SO_DOMAIN !== null) return getIntOption(fd, C.SO_DOMAIN);
+  return domainFromName(fd);
+}
+
+/** The fallback of socketDomain, exported so that Linux tests can run it. */
+export function domainFromName(fd: number): number {
+  return readFamily(socketName(fd).buf, L.sockaddr_un, E);
 }
 
 export type SocketFamily = 'unix' | 'inet' | 'inet6' | 'netlink' | number;
@@ -35,7 +66,8 @@ export type SocketTypeName = 'stream' | 'dgram' | 'seqpacket' | 'raw' | number;
 export interface SocketDescription {
   family: SocketFamily;
   type: SocketTypeName;
-  protocol: number;
+  /** SO_PROTOCOL; absent where the platform has no such option (darwin, NetBSD). */
+  protocol?: number;
   /** SO_ACCEPTCONN: a listening socket (accept() works on it). */
   listening: boolean;
   /** Unix sockets: the bound path ('@name' for an abstract name). */
@@ -45,8 +77,9 @@ export interface SocketDescription {
   localPort?: number;
 }
 
-const familyNames = new Map<number, SocketFamily>([[C.AF_UNIX, 'unix'], [C.AF_INET, 'inet'], [C.AF_INET6, 'inet6'], [C.AF_NETLINK, 'netlink']]);
-const typeNames = new Map<number, SocketTypeName>([[C.SOCK_STREAM, 'stream'], [C.SOCK_DGRAM, 'dgram'], [C.SOCK_SEQPACKET, 'seqpacket'], [3, 'raw']]);
+const familyNames = new Map<number, SocketFamily>([[C.AF_UNIX, 'unix'], [C.AF_INET, 'inet'], [C.AF_INET6, 'inet6']]);
+if (C.AF_NETLINK !== null) familyNames.set(C.AF_NETLINK, 'netlink');
+const typeNames = new Map<number, SocketTypeName>([[C.SOCK_STREAM, 'stream'], [C.SOCK_DGRAM, 'dgram'], [C.SOCK_SEQPACKET, 'seqpacket'], [C.SOCK_RAW, 'raw']]);
 
 export function socketTypeName(type: number): SocketTypeName {
   return typeNames.get(type) ?? type;
@@ -54,20 +87,19 @@ export function socketTypeName(type: number): SocketTypeName {
 
 function socketName(fd: number): { buf: Buffer; length: number } {
   const buf = Buffer.alloc(128);
-  valueLen.writeUInt32LE(buf.length, 0);
+  E.writeUInt32(valueLen, 0, buf.length);
   check('getsockname', sys.getsockname(fd, buf, valueLen) as number);
-  return { buf, length: valueLen.readUInt32LE(0) };
+  return { buf, length: E.readUInt32(valueLen, 0) };
 }
 
 export function describeSocket(fd: number): SocketDescription {
-  const familyNumber = getIntOption(fd, C.SO_DOMAIN);
+  const familyNumber = socketDomain(fd);
   const family = familyNames.get(familyNumber) ?? familyNumber;
-  const desc: SocketDescription = {
-    family,
-    type: socketTypeName(getIntOption(fd, C.SO_TYPE)),
-    protocol: getIntOption(fd, C.SO_PROTOCOL),
-    listening: getIntOption(fd, C.SO_ACCEPTCONN) !== 0,
-  };
+  const type = socketTypeName(getIntOption(fd, C.SO_TYPE));
+  const listening = getIntOption(fd, C.SO_ACCEPTCONN) !== 0;
+  const desc: SocketDescription = C.SO_PROTOCOL === null
+    ? { family, type, listening }
+    : { family, type, protocol: getIntOption(fd, C.SO_PROTOCOL), listening };
   if (family === 'unix') {
     const { buf, length } = socketName(fd);
     const addr = decodeUnixAddress(buf, length, L.sockaddr_un);

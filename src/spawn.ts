@@ -8,17 +8,22 @@ import { fileURLToPath } from 'node:url';
 import { FdPassError, invalidArgType, invalidArgValue, outOfRange } from './errors.js';
 import { Fd, describeFd } from './fd.js';
 import { describeKind } from './node.js';
-import { adopt, socketPair } from './connect.js';
+import { adopt, defaultMessageType, socketPair } from './connect.js';
 import type { SocketType, UnixSocket } from './socket.js';
 
 /** The environment variable that tells a child which descriptor is its socket. */
 export const FDPASS_FD_ENV = 'FDPASS_FD';
+/**
+ * …and which fdpass type it is, so `inheritedSocket()` reads a stream socket the way the parent
+ * made it ('stream' raw bytes or 'framed' messages: the kernel type is the same).
+ */
+export const FDPASS_TYPE_ENV = 'FDPASS_TYPE';
 const DEFAULT_CHILD_FD = 3;
 
 export interface SpawnWithSocketOptions extends SpawnOptions {
   /** The descriptor number the child's end gets (default 3; 0–2 are stdin/stdout/stderr). */
   fd?: number;
-  /** Socket type of the pair (default 'seqpacket': one message per send). */
+  /** Socket type of the pair (default 'seqpacket', or 'framed' where there is none: one message per send). */
   type?: SocketType;
 }
 
@@ -54,7 +59,7 @@ function stdioArray(stdio: StdioOptions | undefined, childFd: number): StdioEntr
 export function spawnWithSocket(command: string, args: readonly string[] = [], options: SpawnWithSocketOptions = {}): ChildWithSocket {
   if (typeof command !== 'string') throw invalidArgType('command', 'a string', command);
   if (!Array.isArray(args)) throw invalidArgType('args', 'an array of strings', args);
-  const { fd: requestedFd, type = 'seqpacket', stdio, env, ...spawnOptions } = options;
+  const { fd: requestedFd, type = defaultMessageType, stdio, env, ...spawnOptions } = options;
   const childFd = requestedFd ?? DEFAULT_CHILD_FD;
   if (!Number.isInteger(childFd) || childFd < 3 || childFd > 1023) throw outOfRange('options.fd', 'an integer from 3 to 1023', childFd);
   const entries = stdioArray(stdio, childFd);
@@ -65,7 +70,7 @@ export function spawnWithSocket(command: string, args: readonly string[] = [], o
     child = spawn(command, args, {
       ...spawnOptions,
       stdio: entries,
-      env: { ...(env ?? process.env), [FDPASS_FD_ENV]: String(childFd) },
+      env: { ...(env ?? process.env), [FDPASS_FD_ENV]: String(childFd), [FDPASS_TYPE_ENV]: type },
     });
   } catch (err) {
     parentEnd.close();
@@ -122,10 +127,12 @@ export function inheritedSocket(): UnixSocket {
   try {
     const desc = describeFd(fd);
     if (desc.kind === 'socket' && desc.socket?.family === 'unix' && !desc.socket.listening) {
+      const type = process.env[FDPASS_TYPE_ENV] as SocketType | undefined;
       const f = new Fd(fd);
       f.setCloseOnExec(true);
-      inherited = adopt(f);
+      inherited = adopt(f, type ? { type } : undefined);
       delete process.env[FDPASS_FD_ENV];
+      delete process.env[FDPASS_TYPE_ENV];
       return inherited;
     }
     what = `is ${describeKind(desc)}, not a connected Unix socket`;

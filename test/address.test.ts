@@ -5,12 +5,13 @@
 import { SocketAddress } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { decodeInetAddress, decodeUnixAddress, encodeUnixAddress, type UnixAddress } from '../src/address.js';
+import { byteOrder } from '../src/byteorder.js';
 import { linux64GlibcLayouts, linux64MuslLayouts, linuxConstants as C } from '../src/platform/linux.js';
 
 const SUN = linux64GlibcLayouts.sockaddr_un;
 
 function encode(address: UnixAddress) {
-  return encodeUnixAddress(address, SUN, C);
+  return encodeUnixAddress(address, SUN, C, byteOrder('little'));
 }
 
 function thrown(fn: () => unknown): Error & { code?: string } {
@@ -25,7 +26,7 @@ function thrown(fn: () => unknown): Error & { code?: string } {
 describe('encodeUnixAddress / decodeUnixAddress', () => {
   it('uses the same sockaddr_un layout on glibc and musl', () => {
     expect(linux64MuslLayouts.sockaddr_un).toEqual(SUN);
-    expect(SUN).toEqual({ size: 110, family: 0, path: 2, pathSize: 108 });
+    expect(SUN).toEqual({ size: 110, len: null, family: 0, familySize: 2, path: 2, pathSize: 108 });
   });
 
   it('a path: family, the bytes, one NUL; length = 2 + bytes + 1', () => {

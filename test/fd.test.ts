@@ -10,6 +10,7 @@ import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeFd, Fd, FdPassError, listen, platform, socketPair, type FdDescription } from '../src/index.js';
 import { expectNoFdLeak, fdCount, requirePeer, tcpConnection } from './helpers.js';
+import { MESSAGE_KERNEL_TYPE, PEER_MESSAGE_TYPE } from './mode.js';
 
 const O_CLOEXEC = 0o2000000; // Linux
 const libc = koffi.load(platform.libcName as string);
@@ -300,7 +301,7 @@ describe('describe()', () => {
       try {
         const d = describeFd(server.fd);
         expect(d.kind).toBe('socket');
-        expect(d.socket).toEqual({ family: 'unix', type: 'seqpacket', protocol: 0, listening: true, path: p });
+        expect(d.socket).toEqual({ family: 'unix', type: MESSAGE_KERNEL_TYPE, protocol: 0, listening: true, path: p });
         expect(d.path).toBe(p);
         expect(d.target).toMatch(/^socket:\[\d+\]$/);
         expect(describeFd(stream.fd).socket).toMatchObject({ type: 'stream', listening: true });
@@ -397,7 +398,7 @@ describe('describe()', () => {
   /** memfd, eventfd (counter 5), pidfd and epoll made by python3 and sent to us over a socketpair. */
   function receiveFromPython(): Fd[] {
     requirePeer('python3');
-    const [a, b] = socketPair();
+    const [a, b] = socketPair(PEER_MESSAGE_TYPE);
     try {
       const py = [
         'import os, socket, select',

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { socketPair, type Fd, type Payload, type UnixSocket } from '../src/index.js';
+import { MESSAGE_TYPE } from './mode.js';
 import { expectNoFdLeak, gc, repoRoot, scaled } from './helpers.js';
 
 const SIZES = [1, 13, 200, 4095, 4096, 4097, 5000, 20_000, 65_536];
@@ -93,7 +94,7 @@ function checkData(i: number, got: Buffer, want: Buffer): void {
 describe('GC pressure', () => {
   it('10,000 sendSync/recvSync round trips with fds and varying payloads, gc() in between', async () => {
     await expectNoFdLeak(() => {
-      const pairs: Array<[UnixSocket, UnixSocket]> = [socketPair('seqpacket'), socketPair('dgram')];
+      const pairs: Array<[UnixSocket, UnixSocket]> = [socketPair(MESSAGE_TYPE), socketPair('dgram')];
       try {
         for (let i = 0; i < 10_000; i++) {
           const [a, b] = pairs[i % 2];

@@ -12,6 +12,10 @@ import { Fd, pipe, socketPair, type Message, type SocketType, type UnixSocket } 
 import { C, sys } from '../src/libc.js';
 import { POLLIN, waitSync } from '../src/poll.js';
 import { compileC, emulationLimit, expectNoFdLeak, fdCount, gc, rejection } from './helpers.js';
+import { CREDENTIAL_MESSAGES, MESSAGE_TYPE, seqpacketUnsupported } from './mode.js';
+
+/** The message types to run: the platform's ('seqpacket', or 'framed' without it) and 'framed' always. */
+const MESSAGE_TYPES = [...new Set([MESSAGE_TYPE, 'framed'] as const)];
 import { Peers, cleanExit, fixture, unlessPeerFails, type Peer } from './fixtures/interop-util.js';
 
 const peers = new Peers();
@@ -25,10 +29,10 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A socket pair whose far end is the C peer's fd 3. */
+/** A socket pair whose far end is the C peer's fd 3 (speaking the framed format on a framed pair). */
 function startPeer(type: SocketType, args: string[], stdin: 'ignore' | 'pipe' = 'ignore'): { ours: UnixSocket; peer: Peer } {
   const [ours, theirs] = socketPair(type);
-  const peer = peers.start(peerBinary, args, { extraFds: [theirs.fd], stdin });
+  const peer = peers.start(peerBinary, type === 'framed' ? ['framed', ...args] : args, { extraFds: [theirs.fd], stdin });
   theirs.close();
   return { ours, peer };
 }
@@ -66,7 +70,7 @@ function closeAll(m: Message | null): void {
 }
 
 describe('floods', () => {
-  for (const type of ['seqpacket', 'stream'] as const) {
+  for (const type of [...MESSAGE_TYPES, 'stream'] as const) {
     it(`${type}: 253 fds per message as fast as a C peer can send, to maxFds: 1 — fd count flat, extras closed, good messages served`, async () => {
       await expectNoFdLeak(async () => {
         const ROUNDS = 600;
@@ -109,6 +113,7 @@ describe('unusual but legal control data from a C peer', () => {
   const SO_PASSPIDFD = 76; // Linux 6.5+, every architecture
 
   it('SCM_CREDENTIALS before or after SCM_RIGHTS, two SCM_RIGHTS, bare credentials, empty SCM_RIGHTS, a privileged claim', async () => {
+    if (seqpacketUnsupported()) return expect(CREDENTIAL_MESSAGES).toBe(false);
     await expectNoFdLeak(async () => {
       const [ours, theirs] = socketPair('seqpacket');
       // Before the peer can send: messages queued earlier carry no credentials (pid 0, overflow ids).
@@ -141,7 +146,7 @@ describe('unusual but legal control data from a C peer', () => {
 
   it('without passCredentials() the kernel strips the credentials; the fds are intact', async () => {
     await expectNoFdLeak(async () => {
-      const { ours, peer } = startPeer('seqpacket', ['cmsgs']);
+      const { ours, peer } = startPeer(MESSAGE_TYPE, ['cmsgs']);
       const report = JSON.parse(await cleanExit(peer));
       const texts: string[] = [];
       for (let i = 0; i < report.sent; i++) {
@@ -157,6 +162,7 @@ describe('unusual but legal control data from a C peer', () => {
 
   it('SO_PASSPIDFD set by someone else: each SCM_PIDFD descriptor is closed and counted as dropped', async (ctx) => {
     emulationLimit(ctx, 'qemu-user refuses setsockopt(SO_PASSPIDFD) with ENOPROTOOPT, so no SCM_PIDFD can arrive');
+    if (seqpacketUnsupported()) return;
     await expectNoFdLeak(async () => {
       const [ours, theirs] = socketPair('seqpacket');
       const one = Buffer.alloc(4);
@@ -213,7 +219,7 @@ describe('peers that die mid-message', () => {
 });
 
 describe('peers that stop reading', () => {
-  for (const type of ['seqpacket', 'stream'] as const) {
+  for (const type of [...MESSAGE_TYPES, 'stream'] as const) {
     it(`${type}: the peer exits while our send() waits for room — it rejects (EPIPE/ECONNRESET), and every copy of the fds in flight is freed`, async () => {
       await expectNoFdLeak(async () => {
         const { ours, peer } = startPeer(type, ['sink'], 'pipe');
@@ -238,9 +244,9 @@ describe('peers that stop reading', () => {
     });
   }
 
-  it('seqpacket: sends aborted while the peer never reads are dropped — memory stays bounded, later sends go out in order', async () => {
+  it(`${MESSAGE_TYPE}: sends aborted while the peer never reads are dropped — memory stays bounded, later sends go out in order`, async () => {
     await expectNoFdLeak(async () => {
-      const { ours, peer } = startPeer('seqpacket', ['sink', 'drain'], 'pipe');
+      const { ours, peer } = startPeer(MESSAGE_TYPE, ['sink', 'drain'], 'pipe');
       await peer.waitFor((l) => l.ready === true, 'ready');
       const [r, w] = pipe();
       const filled = fillQueue(ours, w);
@@ -328,7 +334,7 @@ describe('peers that stop reading', () => {
 });
 
 describe('send-buffer pressure', () => {
-  for (const type of ['dgram', 'seqpacket', 'stream'] as const) {
+  for (const type of ['dgram', ...MESSAGE_TYPES, 'stream'] as const) {
     it(`${type}: 3,000 async sends with an fd each to a slow C reader all arrive in order; nothing hangs`, async () => {
       await expectNoFdLeak(async () => {
         const N = 3000;
@@ -348,6 +354,7 @@ describe('send-buffer pressure', () => {
 
   for (const type of ['seqpacket', 'dgram'] as const) {
     it(`${type}: a message larger than the send buffer fails at once with EMSGSIZE, explained — not a wait that never ends`, async () => {
+      if (type === 'seqpacket' && seqpacketUnsupported()) return;
       await expectNoFdLeak(async () => {
         const [a, b] = socketPair(type);
         const [r, w] = pipe();
@@ -390,7 +397,7 @@ describe('kernel limits', () => {
 
   it('EMFILE with the async API: ERR_FDPASS_CTRUNC while the table is full, the next message arrives whole once descriptors are free', async () => {
     await expectNoFdLeak(async () => {
-      const [ours, theirs] = socketPair('seqpacket');
+      const [ours, theirs] = socketPair(MESSAGE_TYPE);
       const child = peers.start(process.execPath, ['--import', 'tsx', fixture('hostile-limits.ts'), 'emfile'], { extraFds: [theirs.fd] });
       theirs.close();
       const path = join(dir, 'emfile.txt');

@@ -1,7 +1,8 @@
 /**
  * Raw interoperability with C: a peer compiled with cc here, using the write_fd / read_fd
  * functions of Unix Network Programming (one byte plus one descriptor per message), both
- * directions, over stream (as in the book) and seqpacket socket pairs inherited as fd 3.
+ * directions, over stream (as in the book), seqpacket and framed socket pairs inherited as fd
+ * 3 — 'framed' with write_frame/read_frame, a C implementation of the format in docs/platforms.md.
  */
 import { mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Fd, pipe, socketPair, type UnixSocket } from '../src/index.js';
 import { compileC, expectNoFdLeak } from './helpers.js';
+import { MESSAGE_TYPE } from './mode.js';
 import { Peers, cleanExit, fixture, readUntil, unlessPeerFails } from './fixtures/interop-util.js';
 
 const peers = new Peers();
@@ -22,12 +24,14 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-for (const type of ['stream', 'seqpacket'] as const) {
+/** Raw stream, the platform's message type (seqpacket, or framed where there is none), framed. */
+for (const type of [...new Set(['stream', MESSAGE_TYPE, 'framed'] as const)]) {
+  const mode = type === 'framed' ? ['framed'] : [];
   describe(`a C peer with UNP's write_fd/read_fd over ${type}`, () => {
     it('read_fd() receives what Node sends: the empty payload as the NUL byte, one fd each', async () => {
       await expectNoFdLeak(async () => {
         const [ours, theirs] = socketPair(type);
-        const c = peers.start(peerBinary, ['recv'], { extraFds: [theirs.fd] });
+        const c = peers.start(peerBinary, [...mode, 'recv'], { extraFds: [theirs.fd] });
         theirs.close();
         const path = join(dir, `for-c-${type}.txt`);
         writeFileSync(path, `a file for C over ${type}`);
@@ -61,7 +65,7 @@ for (const type of ['stream', 'seqpacket'] as const) {
         const [ours, theirs] = socketPair(type);
         const path = join(dir, `from-c-${type}.txt`);
         writeFileSync(path, `opened by C over ${type}`);
-        const c = peers.start(peerBinary, ['send', path], { extraFds: [theirs.fd] });
+        const c = peers.start(peerBinary, [...mode, 'send', path], { extraFds: [theirs.fd] });
         theirs.close();
         const recvOne = (): ReturnType<UnixSocket['recv']> => unlessPeerFails(c, ours.recv({ maxBytes: 1 })); // read_fd's own buffer: 1 byte
         const first = await recvOne();

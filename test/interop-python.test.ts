@@ -1,8 +1,9 @@
 /**
  * Raw interoperability with Python 3's standard library (socket.send_fds / socket.recv_fds):
- * both directions over SOCK_STREAM, SOCK_SEQPACKET and SOCK_DGRAM socket pairs inherited as
- * the child's fd 3, several fds and several KB per message; a Python server and a Python
- * client on a socket path; and a Python peer that sends what a careful receiver must survive.
+ * both directions over SOCK_STREAM, SOCK_SEQPACKET, 'framed' (the fixture implements the format
+ * of docs/platforms.md in a dozen lines) and SOCK_DGRAM socket pairs inherited as the child's
+ * fd 3, several fds and several KB per message; a Python server and a Python client on a socket
+ * path; and a Python peer that sends what a careful receiver must survive.
  */
 import { mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Fd, connect, listen, pipe, socketPair, type Message, type SocketType, type UnixSocket } from '../src/index.js';
 import { expectNoFdLeak, requirePeer } from './helpers.js';
+import { CREDENTIAL_MESSAGES, MESSAGE_TYPE, MINIMAL, PEER_MESSAGE_TYPE } from './mode.js';
 import { Peers, cleanExit, fixture, readUntil, unlessPeerFails, type Peer } from './fixtures/interop-util.js';
 
 const peers = new Peers();
@@ -23,7 +25,9 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const PEER = fixture('interop-python-peer.py');
-const TYPES: SocketType[] = ['stream', 'seqpacket', 'dgram'];
+/** Where fdpass has no SEQPACKET (FDPASS_CAPABILITIES=minimal), 'framed' stands in for it. */
+const TYPES: SocketType[] = [...new Set<SocketType>(['stream', MESSAGE_TYPE, 'framed', 'dgram'])];
+const CONNECTION_TYPES = TYPES.filter((t) => t !== 'dgram') as ('stream' | 'seqpacket' | 'framed')[];
 const SIZES = [5000, 1, 8192];
 
 /** The payload of message k (the fixture computes the same). */
@@ -143,7 +147,7 @@ for (const type of TYPES) {
 describe('zero-byte messages from Python', () => {
   // On SOCK_STREAM a zero-byte sendmsg carries nothing at all (Linux sends no fds without a
   // byte); on seqpacket and dgram the fds arrive with an empty payload, which is not EOF.
-  for (const type of ['seqpacket', 'dgram'] as const) {
+  for (const type of TYPES.filter((t) => t !== 'stream')) {
     it(`${type}: an empty message with an fd is a message, not end of stream`, async () => {
       await expectNoFdLeak(async () => {
         const { ours, py } = startPeer(['empty', type], type);
@@ -168,13 +172,16 @@ describe('zero-byte messages from Python', () => {
 });
 
 describe('Python on a socket path', () => {
-  for (const type of ['stream', 'seqpacket'] as const) {
+  for (const type of CONNECTION_TYPES) {
     it(`a Python ${type} server: connect() finds its type; fds go both ways`, async () => {
       await expectNoFdLeak(async () => {
         const path = join(dir, `py-server-${type}.sock`);
         const py = peers.start('python3', [PEER, 'server', type, path]);
         await py.waitFor((l) => l.ready === true, 'the server');
-        const sock = await connect(path); // no type given: seqpacket, then stream
+        // No type given: seqpacket, then a stream server as 'stream' — or as 'framed' where there
+        // is no SEQPACKET. A stream server of the other kind needs its type named.
+        const detected = type === 'seqpacket' ? 'seqpacket' : MINIMAL ? 'framed' : 'stream';
+        const sock = await connect(detected === type ? path : { path, type });
         expect(sock.type).toBe(type);
         const [r, w] = pipe();
         await sock.send('a pipe for the server', [w]);
@@ -220,7 +227,7 @@ describe('Python on a socket path', () => {
 describe('untrusted input from a Python peer', () => {
   it('253 fds in one message: maxFds are handed out, the rest closed and counted', async () => {
     await expectNoFdLeak(async () => {
-      const { ours, py } = startPeer(['many-fds'], 'seqpacket');
+      const { ours, py } = startPeer(['many-fds', MESSAGE_TYPE], MESSAGE_TYPE);
       await cleanExit(py);
       const m = await ours.recv({ maxFds: 4 });
       expect(m?.data.toString()).toBe('253 fds');
@@ -261,7 +268,14 @@ describe('untrusted input from a Python peer', () => {
 
   it('SCM_CREDENTIALS next to SCM_RIGHTS: both understood with passCredentials(), fds intact', async () => {
     await expectNoFdLeak(async () => {
-      const [ours, theirs] = socketPair('seqpacket');
+      const [ours, theirs] = socketPair(PEER_MESSAGE_TYPE);
+      if (!CREDENTIAL_MESSAGES) {
+        // Without credential messages (darwin, OpenBSD, minimal mode) there is nothing to turn on.
+        expect(() => ours.passCredentials()).toThrow(expect.objectContaining({ code: 'ERR_FDPASS_UNSUPPORTED' }));
+        ours.close();
+        theirs.close();
+        return;
+      }
       ours.passCredentials();
       const py = peers.start('python3', [PEER, 'creds'], { extraFds: [theirs.fd] });
       theirs.close();

@@ -421,7 +421,7 @@ describe('peerPidFdOf (SO_PEERPIDFD)', () => {
 
   it('fails clearly on a socket that has no peer, and explains old kernels', async () => {
     await expectNoFdLeak(() => {
-      using unconnected = new Fd(check('socket', sys.socket(C.AF_UNIX, C.SOCK_STREAM | C.SOCK_CLOEXEC, 0) as number));
+      using unconnected = new Fd(check('socket', sys.socket(C.AF_UNIX, C.SOCK_STREAM | C.SOCK_CLOEXEC!, 0) as number));
       expect(() => peerPidFdOf(unconnected.fd)).toThrow(expect.objectContaining({
         code: 'ENODATA', errno: -osErrno.ENODATA!, syscall: 'getsockopt(SO_PEERPIDFD)',
         message: 'getsockopt(SO_PEERPIDFD) ENODATA: the socket has no peer (it is not connected)',

@@ -12,6 +12,7 @@ import {
   type Authorize, type PeerInfo, type UnixSocket,
 } from '../src/index.js';
 import { compileC, expectNoFdLeak, fdCount, gc, rejection } from './helpers.js';
+import { CREDENTIAL_MESSAGES, MESSAGE_TYPE } from './mode.js';
 import { Peers, cleanExit, fixture, type Peer } from './fixtures/interop-util.js';
 
 const NOBODY = 65534;
@@ -33,7 +34,27 @@ const abstractName = (): string => `fdpass-security-${process.pid}-${++seq}`;
 
 /** The C peer connects to `target` (a path, or '@name'), as root or as nobody, sends "hello" + an fd, prints the reply. */
 function connectingPeer(target: string, asNobody: boolean): Peer {
-  return peers.start(peerBinary, [...(asNobody ? ['nobody'] : []), 'connect', target]);
+  return peers.start(peerBinary, [...(asNobody ? ['nobody'] : []), ...FRAMED_PEER, 'connect', target]);
+}
+
+/** The C peer speaks what listen() makes by default: seqpacket, or framed where there is none. */
+const FRAMED_PEER = MESSAGE_TYPE === 'framed' ? ['framed'] : [];
+
+/**
+ * Where the platform has no credential messages, what these tests use fails at the call: that
+ * is the check there. True: it was made, the test ends.
+ */
+function credentialsUnsupported(): boolean {
+  if (CREDENTIAL_MESSAGES) return false;
+  const [a, b] = socketPair();
+  try {
+    expect(() => b.passCredentials()).toThrow(expect.objectContaining({ code: 'ERR_FDPASS_UNSUPPORTED' }));
+    expect(() => a.sendSync('x', [], { credentials: { pid: process.pid, uid: 0, gid: 0 } })).toThrow(expect.objectContaining({ code: 'ERR_FDPASS_UNSUPPORTED' }));
+  } finally {
+    a.close();
+    b.close();
+  }
+  return true;
 }
 
 /** What a peer whose connection we closed reports last: its send or its read failed. */
@@ -95,7 +116,7 @@ describe('listen({ authorize })', () => {
   it('"only my uid" on an abstract name (which has no file permissions at all): nobody is closed inside accept, root is served', async () => {
     await expectNoFdLeak(async () => {
       const name = abstractName();
-      const seen: Record<string, number>[] = [];
+      const seen: Record<string, number | undefined>[] = [];
       const server = listen({ abstract: name, authorize: (peer) => (seen.push({ pid: peer.pid, uid: peer.uid, gid: peer.gid }), peer.uid === process.getuid!()) });
       const baseline = fdCount();
       const accepted = server.accept();
@@ -121,7 +142,7 @@ describe('listen({ authorize })', () => {
       const path = sockPath();
       // The expected process first: spawned, identified by a pidfd, then it connects later.
       const server = listen(path);
-      const expectedPeer = peers.start('sh', ['-c', `read line; exec "${peerBinary}" connect "${path}"`], { stdin: 'pipe' });
+      const expectedPeer = peers.start('sh', ['-c', `read line; exec "${peerBinary}" ${FRAMED_PEER.join(' ')} connect "${path}"`], { stdin: 'pipe' });
       using expected = PidFd.fromChild(expectedPeer.child);
       const server2 = adoptServer(server.release(), { authorize: onlyProcess(expected) });
       expect(server.closed).toBe(true);
@@ -311,8 +332,9 @@ describe('UnixServer.release()', () => {
 
 describe('SCM_CREDENTIALS', () => {
   it('a child that dropped to nobody is identified by the kernel; its claims to be root or another pid fail with a clear EPERM', async () => {
+    if (credentialsUnsupported()) return;
     await expectNoFdLeak(async () => {
-      const [ours, theirs] = socketPair('seqpacket');
+      const [ours, theirs] = socketPair(MESSAGE_TYPE);
       ours.passCredentials(); // before the child can send
       const child = peers.start(process.execPath, ['--import', 'tsx', fixture('hostile-limits.ts'), 'creds'], { extraFds: [theirs.fd] });
       theirs.close();
@@ -341,6 +363,7 @@ describe('SCM_CREDENTIALS', () => {
   });
 
   it('root may claim other ids and pids (CAP_SETUID/CAP_SETGID/CAP_SYS_ADMIN): sync and async, with fds', async () => {
+    if (credentialsUnsupported()) return;
     await expectNoFdLeak(async () => {
       const [a, b] = socketPair('seqpacket');
       b.passCredentials();
@@ -361,6 +384,7 @@ describe('SCM_CREDENTIALS', () => {
   });
 
   it('stream: a 2 MiB message with credentials, read in pieces — every piece carries them (the rest is not sent under other ids)', async () => {
+    if (credentialsUnsupported()) return;
     await expectNoFdLeak(async () => {
       const [a, b] = socketPair('stream');
       b.passCredentials();
@@ -387,8 +411,9 @@ describe('SCM_CREDENTIALS', () => {
   });
 
   it('GC pressure: 600 sends with credentials and fds, payloads small and large, gc() in between — every message intact', async () => {
+    if (credentialsUnsupported()) return;
     await expectNoFdLeak(async () => {
-      const [a, b] = socketPair('seqpacket');
+      const [a, b] = socketPair(MESSAGE_TYPE);
       b.passCredentials();
       for (let i = 0; i < 600; i++) {
         const size = i % 3 === 0 ? 5000 + i : 1 + (i % 40); // > 4 KiB: the payload's own address goes in the iovec
@@ -411,7 +436,7 @@ describe('SCM_CREDENTIALS', () => {
 
   it('malformed credentials are refused before any syscall', async () => {
     await expectNoFdLeak(async () => {
-      const [a, b] = socketPair('seqpacket');
+      const [a, b] = socketPair(MESSAGE_TYPE);
       const own = { pid: process.pid, uid: 0, gid: 0 };
       const cases: [unknown, string][] = [
         ['root', 'ERR_INVALID_ARG_TYPE'],

@@ -4,13 +4,14 @@ import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { socketPair } from '../src/index.js';
+import { MESSAGE_TYPE } from './mode.js';
 import { expectNoFdLeak, scaled } from './helpers.js';
 
 describe('worker threads', () => {
   it('a worker echoes messages with fds while the main thread sends and receives at the same time', async () => {
     await expectNoFdLeak(async () => {
       const count = 2000;
-      const [ours, theirs] = socketPair('seqpacket');
+      const [ours, theirs] = socketPair(MESSAGE_TYPE);
       const worker = new Worker(new URL('./fixtures/worker-boot.mjs', import.meta.url), {
         workerData: { fd: theirs.release(), count, module: new URL('./fixtures/worker-echo.ts', import.meta.url).href },
       });

@@ -1,33 +1,18 @@
 /**
  * Linux process-descriptor data: raw syscall numbers (for libcs without the pidfd wrappers),
- * waitid(2) constants and the siginfo_t fields it fills. Data only, keyed by `process.arch`,
- * checked against the C headers in test/pidfd.test.ts.
+ * waitid(2) constants and the siginfo_t fields it fills. Data only, keyed by `process.arch`;
+ * each Linux platform table points at its entry. Checked against the C headers of the host in
+ * test/pidfd.test.ts and against the reference data in test/platform-reference.test.ts.
  */
+import type { LinuxSyscalls } from './types.js';
 
-export interface PidfdSyscalls {
-  /** syscall(2) numbers. Since Linux 5.1 new syscalls share one number on every architecture. */
-  SYS_pidfd_send_signal: number;
-  SYS_pidfd_open: number;
-  SYS_pidfd_getfd: number;
-  /** pidfd_open flag: waitid() on the pidfd returns EAGAIN instead of blocking (= O_NONBLOCK). */
-  PIDFD_NONBLOCK: number;
-  /** getsockopt(SOL_SOCKET): a pidfd for the peer of a Unix socket (Linux 6.5+). */
-  SO_PEERPIDFD: number;
-  /** waitid(2) */
-  P_PIDFD: number;
-  WNOHANG: number;
-  WEXITED: number;
-  WNOWAIT: number;
-  /** siginfo_t.si_code for SIGCHLD */
-  CLD_EXITED: number;
-  CLD_KILLED: number;
-  CLD_DUMPED: number;
-  siginfo: { size: number; signo: number; code: number; pid: number; status: number };
-}
+export type PidfdSyscalls = LinuxSyscalls;
 
+/** asm-generic/siginfo.h: the union follows three ints, aligned to the pointer size. */
 const siginfo64 = { size: 128, signo: 0, code: 8, pid: 16, status: 24 } as const;
 const siginfo32 = { size: 128, signo: 0, code: 8, pid: 12, status: 20 } as const;
 
+/** Every architecture fdpass has a table for uses the unified numbers of Linux 5.1+. */
 const generic = {
   SYS_pidfd_send_signal: 424,
   SYS_pidfd_open: 434,
@@ -43,10 +28,14 @@ const generic = {
   CLD_DUMPED: 3,
 } as const;
 
-/** Per `process.arch`. x64 and ia32 use their own tables, arm64 asm-generic: same numbers. */
+/** Per `process.arch`. */
 export const pidfdSyscalls: Record<string, PidfdSyscalls> = {
   x64: { ...generic, siginfo: siginfo64 },
   arm64: { ...generic, siginfo: siginfo64 },
   ia32: { ...generic, siginfo: siginfo32 },
   arm: { ...generic, siginfo: siginfo32 },
+  riscv64: { ...generic, siginfo: siginfo64 },
+  ppc64: { ...generic, siginfo: siginfo64 },
+  loong64: { ...generic, siginfo: siginfo64 },
+  s390x: { ...generic, siginfo: siginfo64 },
 };

@@ -18,7 +18,8 @@ import { resolve as resolvePath } from 'node:path';
 import { encodeUnixAddress } from '../address.js';
 import { FdPassError, abortError, invalidArgType, invalidArgValue, outOfRange } from '../errors.js';
 import { Fd, pipe, type FdDescription } from '../fd.js';
-import { C, ETIMEDOUT, L, check, closeQuietly, fcntlInt, sys } from '../libc.js';
+import { createSocket } from '../create.js';
+import { C, CAPS, CREDENTIALS, E, ETIMEDOUT, L, check, closeQuietly, fcntlInt, sys, unsupported } from '../libc.js';
 import type { FdLike } from '../fdlike.js';
 import { describeKind, toNetServer } from '../node.js';
 import { PidFd } from '../pidfd.js';
@@ -444,6 +445,12 @@ export interface ListenNotifyOptions {
  * `NOTIFY_SOCKET=listener.address`.
  */
 export function listenNotify(target: string | ListenNotifyOptions): NotifyListener {
+  if (CREDENTIALS === null) {
+    throw unsupported(
+      'listenNotify() (it reads each sender\'s pid, uid and gid from credential messages)',
+      'a supervisor on this platform must identify its children another way, e.g. one socketPair() per child',
+    );
+  }
   const options: ListenNotifyOptions = typeof target === 'string' ? (target.startsWith('@') ? { abstract: target.slice(1) } : { path: target }) : target;
   if (options === null || typeof options !== 'object') throw invalidArgType('target', 'a path string or an options object', target);
   const mode = options.mode ?? 0o600;
@@ -451,15 +458,16 @@ export function listenNotify(target: string | ListenNotifyOptions): NotifyListen
   let address: { path: string } | { abstract: string };
   if (options.abstract !== undefined) {
     if (options.path !== undefined) throw invalidArgValue('target', 'must have either path or abstract, not both');
+    if (!CAPS.abstractNames) throw unsupported('an abstract socket name', 'use a path');
     address = { abstract: options.abstract };
   } else if (typeof options.path === 'string') {
     address = { path: resolvePath(options.path) };
   } else throw invalidArgType('target.path', 'a string', options.path);
-  const { sockaddr, length } = encodeUnixAddress(address, L.sockaddr_un, C);
-  const fd = check('socket', sys.socket(C.AF_UNIX, C.SOCK_DGRAM | C.SOCK_CLOEXEC, 0) as number);
+  const { sockaddr, length } = encodeUnixAddress(address, L.sockaddr_un, C, E);
+  const fd = createSocket(C.AF_UNIX, C.SOCK_DGRAM, false);
   let created: { path: string; dev: number; ino: number } | undefined;
   try {
-    if ('path' in address) check('fchmod', sys.fchmod(fd, mode) as number);
+    if ('path' in address && CAPS.fchmodSocket) check('fchmod', sys.fchmod(fd, mode) as number);
     check('bind', sys.bind(fd, sockaddr, length) as number, 'path' in address ? address.path : `@${address.abstract}`);
     if ('path' in address) {
       const st = lstatSync(address.path);

@@ -1,0 +1,42 @@
+/**
+ * Which capability mode the suite runs in. FDPASS_CAPABILITIES=minimal (test only, see
+ * docs/platforms.md) makes fdpass use its fallbacks; tests use these where the behaviour
+ * legitimately differs: no SEQPACKET (so 'framed' is the message type), no credential messages.
+ */
+import { defaultMessageType } from '../src/connect.js';
+import { platform, socketPair } from '../src/index.js';
+
+export const MINIMAL = platform.capabilityMode === 'minimal';
+/** The type fdpass picks itself for messages: 'seqpacket', or 'framed' where there is no SEQPACKET. */
+export const MESSAGE_TYPE = defaultMessageType as 'seqpacket' | 'framed';
+/** What the kernel reports for MESSAGE_TYPE (SO_TYPE). */
+export const MESSAGE_KERNEL_TYPE: 'seqpacket' | 'stream' = MESSAGE_TYPE === 'framed' ? 'stream' : 'seqpacket';
+/** Credential messages (passCredentials(), the credentials send option, listenNotify). */
+export const CREDENTIAL_MESSAGES = platform.capabilities.credentialMessages !== null;
+/**
+ * A message type a peer that is not fdpass (Python, C) speaks without extra code: 'seqpacket',
+ * or 'dgram' where there is no SEQPACKET (a socketpair keeps datagram boundaries on every platform).
+ */
+export const PEER_MESSAGE_TYPE: 'seqpacket' | 'dgram' = MESSAGE_TYPE === 'seqpacket' ? 'seqpacket' : 'dgram';
+/** Fixtures read fd 3 as this type when set (a test that makes a pair of an explicit type). */
+export const SOCKET_TYPE_ENV = 'FDPASS_TEST_SOCKET_TYPE';
+/** Where a send to a closed peer raises SIGPIPE unless fdpass prevents it: stream sockets (Linux), so 'stream' and 'framed'. */
+export function kernelStream(type: string): boolean {
+  return type === 'stream' || type === 'framed';
+}
+
+/**
+ * For a test of SEQPACKET-only kernel behaviour: where fdpass has no SEQPACKET, asking for it fails
+ * at once with ERR_FDPASS_UNSUPPORTED — that is what such a test checks there. True: it did.
+ */
+export function seqpacketUnsupported(): boolean {
+  if (MESSAGE_TYPE === 'seqpacket') return false;
+  let code: string | undefined;
+  try {
+    socketPair('seqpacket');
+  } catch (err) {
+    code = (err as { code?: string }).code;
+  }
+  if (code !== 'ERR_FDPASS_UNSUPPORTED') throw new Error(`socketPair('seqpacket') without SEQPACKET: expected ERR_FDPASS_UNSUPPORTED, got ${code ?? 'a socket pair'}`);
+  return true;
+}
