@@ -15,10 +15,10 @@ if (emulatedArch !== undefined && emulatedArch !== process.arch) {
 }
 
 /**
- * How much slower than native a run is expected to be: timeouts (vitest's and the tests' own
- * guards) are multiplied by it. Measured on 2 shared x86-64 cores: qemu runs Node's JIT and GC
- * about 5-10 times slower, process start-up ~20 times (docs/emulation.md).
- * FDPASS_EMULATION_SLOWDOWN overrides it.
+ * The factor for timeouts (vitest's and the tests' own guards) under emulation. Measured on 2
+ * x86-64 cores: JavaScript runs 10-15 times slower under qemu, starting a node 8 (arm64) to 20
+ * (arm, Debian's node has no startup snapshot) times; the tests' timeouts are generous enough
+ * natively that 6 suffices (docs/emulation.md). FDPASS_EMULATION_SLOWDOWN overrides it.
  */
 export const slowdown: number = Number(process.env.FDPASS_EMULATION_SLOWDOWN) || (emulatedArch ? 6 : 1);
 
