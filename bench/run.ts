@@ -6,7 +6,9 @@
  *
  * Each figure is the median of several rounds; ratios are fdpass / C from the same run.
  * Environment: BENCH_ROUNDS (default 5), BENCH_SYNC_N (200000), BENCH_ASYNC_N (200000);
- * BENCH_NODE=0 skips the Node-integration part (bench/node-handoff.ts).
+ * BENCH_NODE=0 skips the Node-integration part (bench/node-handoff.ts), BENCH_STREAM=0 the
+ * stream part (bench/stream.ts: USocket vs net.Socket and usocket). bench/wakeup.ts adds the
+ * cost of one event-loop wake-up (async vs sync ping-pong with a child).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
@@ -176,7 +178,9 @@ async function main(): Promise<void> {
     console.log(`sync: ${syncRatio.toFixed(2)}× C (target ≤ 1.20×) — ${syncRatio <= 1.2 ? 'met' : 'NOT met'}`);
     console.log(`async cross-process: ${(asyncRate / 1000).toFixed(0)}k fds/s (target ≥ 120k) — ${asyncRate >= 120_000 ? 'met' : 'NOT met'}`);
     console.log(`memory: RSS ${(rss0 / 2 ** 20).toFixed(1)} MiB before the sync rounds, ${(rss1 / 2 ** 20).toFixed(1)} MiB after ${rounds * syncN * 2} more round trips`);
+    await (await import('./wakeup.js')).wakeupBench(Math.min(rounds, 3));
     if (process.env.BENCH_NODE !== '0') await (await import('./node-handoff.js')).nodeHandoffBench();
+    if (process.env.BENCH_STREAM !== '0') await (await import('./stream.js')).streamBench();
   } finally {
     rmSync(dir, { recursive: true, force: true });
     closeSync(devNull);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// The `fdpass` command. Runs the compiled CLI in ../dist (made by `npm run build`, which
-// `npm install` runs through the `prepare` script). From a checkout without a build, run
+// The `fdpass` command. Runs the compiled CLI in ../dist, which the published package ships
+// (`npm pack` builds it through `prepack`). In a checkout, run `npm run build` first, or
 // `npx tsx src/cli.ts …` instead.
 let cli;
 try {

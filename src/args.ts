@@ -5,8 +5,12 @@ import { Fd } from './fd.js';
 import { C } from './libc.js';
 import { fdOf, type FdLike } from './fdlike.js';
 
+export { fdNumber } from './fdlike.js';
+
+/** Message data: a string (UTF-8), Buffer or Uint8Array; empty or missing is sent as one NUL byte. */
 export type Payload = string | Uint8Array | null | undefined;
 
+/** An AbortSignal option. */
 export interface SignalOptions {
   /** Cancels a waiting operation with an AbortError; the socket stays usable. */
   signal?: AbortSignal;
@@ -34,7 +38,9 @@ export function toFdNumbers(fds: readonly FdLike[] | undefined | null): number[]
   const out = new Array<number>(fds.length);
   for (let i = 0; i < fds.length; i++) {
     const f = fds[i];
-    out[i] = typeof f === 'number' && f >= 0 && Number.isInteger(f) ? f : f instanceof Fd ? f.fd : fdOf(f, `fds[${i}]`);
+    // `(f | 0) === f`: an int32, so nothing above 2^31-1 is truncated into another fd; the rest
+    // (objects, bad numbers) goes through fdOf, which says what is wrong.
+    out[i] = typeof f === 'number' && (f | 0) === f && f >= 0 ? f : f instanceof Fd ? f.fd : fdOf(f, `fds[${i}]`);
   }
   return out;
 }
@@ -55,12 +61,25 @@ export function requiredInteger(value: unknown, name: string, max: number): numb
   return integerOption(value, name, 0, max, 0);
 }
 
+/** An optional integer option: undefined gives `fallback`; a non-number is a TypeError, anything else out of range a RangeError. */
 export function integerOption(value: unknown, name: string, min: number, max: number, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw outOfRange(name, `an integer from ${min} to ${max}`, value);
-  }
+  if (typeof value !== 'number') throw invalidArgType(name, 'a number', value);
+  if (!Number.isInteger(value) || value < min || value > max) throw outOfRange(name, `an integer from ${min} to ${max}`, value);
   return value;
+}
+
+/** The longest timeout: what poll(2) and setTimeout can wait for. */
+export const MAX_TIMEOUT_MS = 0x7fffffff;
+
+/**
+ * Every `timeoutMs` option: an integer from 0 to 2^31-1 milliseconds, or Infinity (the same as
+ * leaving it out: wait forever). Negative numbers are refused, never read as "forever".
+ * Returns the milliseconds, or -1 for forever (poll(2)'s convention, as waitSync takes it).
+ */
+export function timeoutOption(value: unknown, name = 'options.timeoutMs'): number {
+  if (value === undefined || value === Infinity) return -1;
+  return integerOption(value, name, 0, MAX_TIMEOUT_MS, -1);
 }
 
 export function checkSignal(options: SignalOptions | undefined): AbortSignal | undefined {

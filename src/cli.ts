@@ -46,6 +46,7 @@ function parseFd(arg: string): number {
 }
 
 function details(info: ProcessFdInfo): string {
+  if (info.error !== undefined) return `(cannot read this entry: ${info.error})`;
   const s = info.socket;
   if (s) {
     const where = s.localAddress !== undefined ? (s.family === 'inet6' ? `[${s.localAddress}]:${s.localPort}` : `${s.localAddress}:${s.localPort}`) : s.path ?? '';
@@ -61,7 +62,7 @@ export function formatFdTable(fds: ProcessFdInfo[]): string {
   const rows = [['FD', 'KIND', 'FLAGS', 'POS', 'DETAILS']];
   for (const info of fds) {
     const flags = [...info.openFlags, ...(info.closeOnExec ? ['O_CLOEXEC'] : [])].map((f) => f.replace(/^O_/, '')).join(',');
-    rows.push([String(info.fd), info.kind, flags, info.position === undefined ? '-' : String(info.position), details(info)]);
+    rows.push([String(info.fd), info.error === undefined ? info.kind : '?', info.error === undefined ? flags : '-', info.position === undefined ? '-' : String(info.position), details(info)]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]))).join('  ').trimEnd()).join('\n') + '\n';
@@ -71,9 +72,19 @@ function ls(args: string[], io: Io): number {
   const json = args.includes('--json');
   const rest = args.filter((a) => a !== '--json');
   if (rest.length !== 1) throw new UsageError('ls takes one process id');
-  const fds = listProcessFds(parsePid(rest[0]));
+  const pid = parsePid(rest[0]);
+  const fds = listProcessFds(pid);
   io.out(json ? JSON.stringify(fds, null, 2) + '\n' : formatFdTable(fds));
-  return 0;
+  const failed = fds.filter((info) => info.error !== undefined);
+  if (failed.length === 0) return 0;
+  const codes = [...new Set(failed.map((info) => info.error))].join(', ');
+  const why = `reading /proc/${pid}/fd/<n> and fdinfo needs ptrace read access to process ${pid} (the same user, or CAP_SYS_PTRACE)`;
+  if (failed.length < fds.length) {
+    io.err(`fdpass: ${failed.length} of ${fds.length} fds of process ${pid} could not be read (${codes}): ${why}\n`);
+    return 0;
+  }
+  io.err(`fdpass: none of the ${fds.length} fds of process ${pid} could be read (${codes}): ${why}\n`);
+  return 1;
 }
 
 // sh puts its own pid ($$) in LISTEN_PID, then exec()s the command, which keeps that pid.

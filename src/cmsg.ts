@@ -84,9 +84,13 @@ export function encodeRights(buf: Buffer, offset: number, fds: ArrayLike<number>
   return space;
 }
 
+/** A process's pid, uid and gid, as the kernel reports them (SO_PEERCRED, SCM_CREDENTIALS). */
 export interface Credentials {
+  /** Process id (0 when the kernel could not map it: a message queued before SO_PASSCRED, another pid namespace). */
   pid: number;
+  /** User id. */
   uid: number;
+  /** Group id (the primary group). */
   gid: number;
 }
 

@@ -1,9 +1,11 @@
 /** Making UnixSockets: socketPair, connect/connectSync, adopt; addresses and socket types. */
+import { lstatSync, statSync } from 'node:fs';
 import { encodeUnixAddress, type UnixAddress } from './address.js';
 import { adoptedSocket, createSocket, createSocketPair, setNonBlocking } from './create.js';
-import { FdPassError, invalidArgType, invalidArgValue } from './errors.js';
+import { FdPassError, invalidArgType, invalidArgValue, notOpenError } from './errors.js';
 import { Fd } from './fd.js';
-import { fdOf } from './fdlike.js';
+import { fdNumber } from './fdlike.js';
+import { launcherHint } from './launcher.js';
 import { C, CAPS, E, ECONNREFUSED, EINTR, EPROTOTYPE, L, closeQuietly, lastErrno, sys, unsupported } from './libc.js';
 import { UnixSocket, type SocketType } from './socket.js';
 import { getIntOption, socketDomain, socketTypeName } from './sockopt.js';
@@ -41,6 +43,7 @@ export function socketPair(type: SocketType = defaultMessageType): [UnixSocket, 
   return [new UnixSocket(a, type), new UnixSocket(b, type)];
 }
 
+/** A Unix socket address: a file `path`, or a Linux `abstract` name. */
 export interface AddressOptions {
   /** A filesystem path for the socket. */
   path?: string;
@@ -48,6 +51,7 @@ export interface AddressOptions {
   abstract?: string;
 }
 
+/** What `connect()` / `connectSync()` connect to, and the socket type if known. */
 export interface ConnectOptions extends AddressOptions {
   /**
    * The server's socket type. Default: try 'seqpacket', then 'stream', then 'dgram' — or, where
@@ -96,11 +100,33 @@ function connectFd(target: string | ConnectOptions, nonBlocking: boolean): UnixS
     const errno = lastErrno();
     closeQuietly(fd);
     lastError = FdPassError.fromErrno('connect', errno, address.label);
+    if (errno === ECONNREFUSED && address.path !== undefined) {
+      // The kernel says ECONNREFUSED for a file that is not a socket too: say which it is.
+      const kind = nonSocketKind(address.path, true);
+      const why = kind === undefined ? 'nothing is listening on this socket file (a server that exited?)' : `the path is ${kind}, not a socket`;
+      lastError = new FdPassError('ECONNREFUSED', `${lastError.message}: ${why}`, { errno, syscall: 'connect', path: address.label });
+    }
     // A path is one socket whatever its type (EPROTOTYPE on a mismatch); abstract names are
     // looked up per type, so a mismatch there reads as ECONNREFUSED.
     if (errno !== EPROTOTYPE && !(errno === ECONNREFUSED && address.abstract !== undefined)) break;
   }
   throw lastError!;
+}
+
+/** 'a regular file', 'a directory', … for a path that exists and is not a socket; undefined for a socket or nothing. */
+export function nonSocketKind(path: string, follow: boolean): string | undefined {
+  let st;
+  try {
+    st = follow ? statSync(path) : lstatSync(path);
+  } catch {
+    return undefined;
+  }
+  if (st.isSocket()) return undefined;
+  if (st.isFile()) return 'a regular file';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isFIFO()) return 'a FIFO';
+  return st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a socket';
 }
 
 /** Connect to a listening Unix socket, blocking until the server's backlog has room. */
@@ -116,14 +142,22 @@ export async function connect(target: string | ConnectOptions): Promise<UnixSock
   return connectFd(target, true);
 }
 
-/** The address family, with "not a socket at all" reported as fdpass's own not-a-Unix-socket error. */
+/**
+ * SO_DOMAIN, with "not a socket at all" reported as fdpass's own not-a-Unix-socket error and a
+ * closed number as "fd N is not open"; both name the launcher that lost an inherited socket, if any.
+ */
 export function unixDomainOf(n: number): number {
+  let domain: number;
   try {
-    return socketDomain(n);
+    domain = socketDomain(n);
   } catch (err) {
-    if ((err as FdPassError).code === 'ENOTSOCK') throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not a socket`);
+    const code = (err as FdPassError).code;
+    if (code === 'ENOTSOCK') throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not a socket${n > 2 ? launcherHint(n) : ''}`);
+    if (code === 'EBADF') throw notOpenError('getsockopt', n, n > 2 ? launcherHint(n) : '');
     throw err;
   }
+  if (domain !== C.AF_UNIX) throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not an AF_UNIX socket (SO_DOMAIN ${domain})${n > 2 ? launcherHint(n) : ''}`);
+  return domain;
 }
 
 /**
@@ -133,7 +167,7 @@ export function unixDomainOf(n: number): number {
 export function ownedFdNumber(fd: number | Fd): number {
   if (fd instanceof Fd) return fd.fd;
   if (typeof fd !== 'number') throw invalidArgType('fd', 'an fd number or an Fd (for a Node object, pass Fd.dup(obj))', fd);
-  return fdOf(fd);
+  return fdNumber(fd);
 }
 
 export interface AdoptOptions {
@@ -146,17 +180,17 @@ export interface AdoptOptions {
 }
 
 /**
- * Wrap an inherited or received AF_UNIX socket descriptor (e.g. fd 3 from a parent), taking
- * ownership of it. Its type is read from the kernel (SO_TYPE).
+ * Wrap an inherited or received connected AF_UNIX socket (e.g. fd 3 from a parent), taking
+ * ownership of it: the UnixSocket closes it. Its type is read from the kernel (SO_TYPE); an Fd
+ * given is released. Throws ERR_FDPASS_NOT_UNIX_SOCKET (not a Unix socket), ERR_FDPASS_NOT_CONNECTED
+ * (a listening one: use adoptServer), EBADF ("fd N is not open"); when a launcher such as the tsx
+ * CLI or npx started this process and lost the parent's socket, the message says so.
  */
 export function adopt(fd: number | Fd, options?: AdoptOptions): UnixSocket {
   const wanted = options?.type;
   if (wanted !== undefined) socketTypeOf(wanted, 'options.type');
   const n = ownedFdNumber(fd);
-  const domain = unixDomainOf(n);
-  if (domain !== C.AF_UNIX) {
-    throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not an AF_UNIX socket (SO_DOMAIN ${domain})`);
-  }
+  unixDomainOf(n);
   if (getIntOption(n, C.SO_ACCEPTCONN)) {
     throw new FdPassError('ERR_FDPASS_NOT_CONNECTED', `fd ${n} is a listening socket: use adoptServer()`);
   }

@@ -35,11 +35,14 @@ export interface FdPassErrorDetails {
  * `code` is an errno name ('EBADF') or one of fdpass's own 'ERR_FDPASS_…' codes.
  */
 export class FdPassError extends Error {
+  /** An errno name ('EBADF', 'EPIPE', …) or one of fdpass's own 'ERR_FDPASS_…' codes. */
   readonly code: string;
   // `declare`: present only when set, as on Node's own errors ('path' in err is false otherwise).
   /** Negative errno, as in Node's system errors (`util.getSystemErrorName(err.errno)` works). */
   declare readonly errno?: number;
+  /** The system call that failed ('sendmsg', 'connect', …), when one did. */
   declare readonly syscall?: string;
+  /** The socket path involved, if any. */
   declare readonly path?: string;
 
   constructor(code: string, message: string, details: FdPassErrorDetails = {}) {
@@ -84,6 +87,12 @@ export function invalidArgValue(name: string, reason: string): TypeError {
 
 export function outOfRange(name: string, range: string, actual: unknown): RangeError {
   return codedError(new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${String(actual)}`), 'ERR_OUT_OF_RANGE');
+}
+
+/** EBADF for a descriptor number that is not open, saying so (`fcntl EBADF: fd 9999 is not open`). */
+export function notOpenError(syscall: string, fd: number, hint = '', what?: string): FdPassError {
+  const who = what === undefined ? `fd ${fd}` : `${what} (fd ${fd})`;
+  return new FdPassError('EBADF', `${syscall} EBADF: ${who} is not open${hint}`, { errno: osConstants.errno.EBADF, syscall });
 }
 
 export function closedError(what: string): FdPassError {

@@ -1,19 +1,23 @@
 /** Fd: ownership of one descriptor — closed exactly once, explicitly or by `using`. */
-import { readlinkSync, fstatSync, constants as fsConstants } from 'node:fs';
-import { isatty } from 'node:tty';
-import { FdPassError } from './errors.js';
+import { readlinkSync, constants as fsConstants } from 'node:fs';
+import { FdPassError, notOpenError } from './errors.js';
 import { createPipe } from './create.js';
 import { C, check, closeQuietly, fcntlInt } from './libc.js';
-import { fdOf, type FdLike } from './fdlike.js';
+import { fdNumber, fdOf, type FdLike } from './fdlike.js';
 import { describeSocket, type SocketDescription } from './sockopt.js';
+import { fdStat, isTerminal } from './stat.js';
 
+/** What kind of object a descriptor refers to, as describeFd() tells it. */
 export type FdKind =
   | 'file' | 'directory' | 'pipe' | 'fifo' | 'socket' | 'tty' | 'char' | 'block' | 'symlink'
   | 'memfd' | 'eventfd' | 'pidfd' | 'epoll' | 'timerfd' | 'signalfd' | 'inotify' | 'fanotify'
   | 'io_uring' | 'userfaultfd' | 'anon_inode' | 'unknown';
 
+/** What describeFd() / Fd#describe() report about a descriptor, read from the kernel. */
 export interface FdDescription {
+  /** The descriptor number described. */
   fd: number;
+  /** What it refers to: 'file', 'pipe', 'socket', 'pidfd', … */
   kind: FdKind;
   /** Filesystem path (files, directories, fifos, devices), socket address ('@name' if abstract), or memfd name. */
   path?: string;
@@ -23,9 +27,11 @@ export interface FdDescription {
   target: string;
   /** O_RDONLY / O_WRONLY / O_RDWR / O_PATH, then flags such as O_APPEND and O_NONBLOCK. */
   openFlags: string[];
+  /** FD_CLOEXEC is set: a program this process exec()s does not inherit it. */
   closeOnExec: boolean;
   /** Size in bytes for regular files and memfds. */
   size?: number;
+  /** Sockets: family, type, protocol, listening, address. */
   socket?: SocketDescription;
 }
 
@@ -51,20 +57,16 @@ function openFlagNames(flags: number): string[] {
 }
 
 function kindOf(fd: number, target: string): { kind: FdKind; size?: number } {
-  let st;
-  try {
-    st = fstatSync(fd);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'EBADF';
-    throw new FdPassError(code, `fstat ${code}`, { syscall: 'fstat', errno: -((err as NodeJS.ErrnoException).errno ?? 0) });
+  const st = fdStat(fd);
+  switch (st.type) {
+    case 'file': return { kind: target.startsWith('/memfd:') ? 'memfd' : 'file', size: st.size };
+    case 'directory': return { kind: 'directory' };
+    case 'fifo': return { kind: target.startsWith('pipe:') ? 'pipe' : 'fifo' };
+    case 'socket': return { kind: 'socket' };
+    case 'char': return { kind: isTerminal(fd) ? 'tty' : 'char' };
+    case 'block': return { kind: 'block' };
+    case 'symlink': return { kind: 'symlink' };
   }
-  if (st.isFile()) return { kind: target.startsWith('/memfd:') ? 'memfd' : 'file', size: st.size };
-  if (st.isDirectory()) return { kind: 'directory' };
-  if (st.isFIFO()) return { kind: target.startsWith('pipe:') ? 'pipe' : 'fifo' };
-  if (st.isSocket()) return { kind: 'socket' };
-  if (st.isCharacterDevice()) return { kind: isatty(fd) ? 'tty' : 'char' };
-  if (st.isBlockDevice()) return { kind: 'block' };
-  if (st.isSymbolicLink()) return { kind: 'symlink' };
   const anon = /^(?:anon_inode:)?\[?([a-z_]+)\]?/.exec(target);
   if (anon && target.includes(':')) return { kind: anonKinds[anon[1]] ?? (target.startsWith('anon_inode:') ? 'anon_inode' : 'unknown') };
   return { kind: 'unknown' };
@@ -72,13 +74,20 @@ function kindOf(fd: number, target: string): { kind: FdKind; size?: number } {
 
 /** What descriptor `fd` is, read from the kernel: fstat, /proc/self/fd, fcntl, getsockopt. */
 export function describeFd(fd: number): FdDescription {
+  fdNumber(fd);
   let target: string;
   try {
     target = readlinkSync(`/proc/self/fd/${fd}`);
   } catch {
     target = '';
   }
-  const flags = fcntlInt('fcntl', fd, C.F_GETFL);
+  let flags: number;
+  try {
+    flags = fcntlInt('fcntl', fd, C.F_GETFL);
+  } catch (err) {
+    if ((err as FdPassError).code === 'EBADF') throw notOpenError('fcntl', fd);
+    throw err;
+  }
   const fdFlags = fcntlInt('fcntl', fd, C.F_GETFD);
   const { kind, size } = kindOf(fd, target);
   const desc: FdDescription = { fd, kind, target, openFlags: openFlagNames(flags), closeOnExec: (fdFlags & C.FD_CLOEXEC) !== 0 };
@@ -120,8 +129,9 @@ export function dupCloexec(fd: number): number {
 export class Fd {
   #fd: number;
 
+  /** Take ownership of descriptor `fd` (not checked to be open; it must be an integer from 0 to 2^31-1). */
   constructor(fd: number) {
-    this.#fd = fd;
+    this.#fd = fdNumber(fd);
   }
 
   /** Take ownership of a duplicate of any FdLike (the original stays open and owned by its owner). */
@@ -135,10 +145,12 @@ export class Fd {
     return this.#fd;
   }
 
+  /** True after close() or release(). */
   get closed(): boolean {
     return this.#fd < 0;
   }
 
+  /** Close the descriptor; idempotent, never throws. */
   close(): void {
     const fd = this.#fd;
     if (fd < 0) return;
@@ -146,6 +158,7 @@ export class Fd {
     closeQuietly(fd);
   }
 
+  /** close(), for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -162,6 +175,7 @@ export class Fd {
     return fd;
   }
 
+  /** What the descriptor is, asked of the kernel (see describeFd). */
   describe(): FdDescription {
     return describeFd(this.fd);
   }
@@ -172,6 +186,7 @@ export class Fd {
     check('fcntl', fcntlInt('fcntl', this.fd, C.F_SETFD, on ? flags | C.FD_CLOEXEC : flags & ~C.FD_CLOEXEC));
   }
 
+  /** 'Fd(7)', or 'Fd(closed)'. */
   toString(): string {
     return this.#fd < 0 ? 'Fd(closed)' : `Fd(${this.#fd})`;
   }

@@ -35,11 +35,22 @@ function dgramHandleFd(obj: object): number | undefined {
   return dgramState(obj)?.handle?.fd;
 }
 
+/**
+ * The one check for a descriptor number given by a caller: an integer from 0 to 2^31-1.
+ * A non-number is ERR_INVALID_ARG_TYPE, any other number ERR_OUT_OF_RANGE — before any
+ * syscall, so 2^32 + 1 can never be truncated into fd 1 on its way to the kernel.
+ */
+export function fdNumber(value: unknown, name = 'fd'): number {
+  if (typeof value !== 'number') throw invalidArgType(name, 'an fd number (an integer from 0 to 2147483647)', value);
+  if ((value | 0) !== value || value < 0) throw outOfRange(name, 'an fd number (an integer from 0 to 2147483647)', value);
+  return value;
+}
+
 /** The descriptor number an FdLike stands for. Throws TypeError/RangeError, never touches the fd. */
 export function fdOf(value: FdLike, name = 'fd'): number {
+  if (typeof value === 'number') return fdNumber(value, name);
   let fd: unknown;
-  if (typeof value === 'number') fd = value;
-  else if (value !== null && typeof value === 'object') {
+  if (value !== null && typeof value === 'object') {
     if ('fd' in value) fd = (value as { fd: unknown }).fd;
     // dgram.Socket first: its `_handle` getter is deprecated (DEP0112) and warns when read.
     else if (value instanceof dgram.Socket) fd = dgramHandleFd(value);
@@ -51,8 +62,5 @@ export function fdOf(value: FdLike, name = 'fd'): number {
   } else {
     throw invalidArgType(name, 'an fd number or an object that owns an open descriptor', value);
   }
-  if (!Number.isInteger(fd) || (fd as number) < 0 || (fd as number) > 0x7fffffff) {
-    throw outOfRange(name, 'an open descriptor (an integer >= 0)', fd);
-  }
-  return fd as number;
+  return fdNumber(fd, `${name}.fd`);
 }

@@ -33,3 +33,8 @@ export { listenFds, listenServers, notify, ListenFd, type NotifyMessage } from '
 export { receiveConsole, type ReceivedConsole } from './protocols/console.js';
 export type { PeerInfo, Authorize } from './authorize.js';
 export type { CredentialsOptions } from './socket.js';
+export {
+  USocket, USocket as UnixStream,
+  type USocketOptions, type ReadWithFds, type WriteRequest,
+} from './usocket/stream.js';
+export { UServer, UServer as UnixStreamServer, type UServerListenOptions } from './usocket/server.js';

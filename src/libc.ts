@@ -11,6 +11,7 @@ function loadPlatform(): Platform {
   return result.platform;
 }
 
+/** The platform table chosen at load time: `name` ('linux-x64-glibc'), `os`, `libcName` (what koffi.load() opens), and the constants and struct layouts fdpass uses. */
 export const platform: Platform = loadPlatform();
 export const C = platform.constants;
 export const L = platform.layouts;

@@ -190,6 +190,19 @@ export class RecvBuffers {
     return this.address;
   }
 
+  /**
+   * Like `prepare`, but the payload goes straight into the caller's `into` (all of it may be
+   * written). `data` holds it, so it stays referenced while its address is in the iovec.
+   */
+  prepareInto(into: Buffer): bigint {
+    this.data = into;
+    writeAddress(this.#iov, IOV_BASE, koffi.address(into) as bigint);
+    this.#iov32[IOV_LEN] = into.length;
+    this.#msg32[MSG_CONTROLLEN] = RECV_CONTROL_BYTES;
+    this.#msg32[MSG_FLAGS] = 0;
+    return this.address;
+  }
+
   get flags(): number {
     return this.#msg32[MSG_FLAGS];
   }

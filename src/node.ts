@@ -11,10 +11,11 @@ import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as tty from 'node:tty';
-import { FdPassError, invalidArgType, invalidArgValue, outOfRange } from './errors.js';
+import { integerOption } from './args.js';
+import { FdPassError, invalidArgType, invalidArgValue } from './errors.js';
 import { Fd, describeFd, dupCloexec, type FdDescription } from './fd.js';
 import { C, closeQuietly, lastErrno, lib } from './libc.js';
-import { dgramState, type FdLike, type UvStreamHandle } from './fdlike.js';
+import { dgramState, fdNumber, type FdLike, type UvStreamHandle } from './fdlike.js';
 import { getIntOption, socketDomain } from './sockopt.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -86,18 +87,15 @@ function wrongKind(fn: string, fd: number, d: FdDescription, wanted: string, ins
   return new FdPassError('ERR_FDPASS_WRONG_KIND', `${fn}: fd ${fd} is ${describeKind(d)}, not ${wanted}${instead ? `; ${instead}` : ''}`);
 }
 
-function fdNumber(input: FdInput): number {
+function inputFd(input: FdInput): number {
   if (input instanceof Fd) return input.fd;
-  if (typeof input === 'number') {
-    if (!Number.isInteger(input) || input < 0 || input > 0x7fffffff) throw outOfRange('fd', 'an open descriptor (an integer >= 0)', input);
-    return input;
-  }
+  if (typeof input === 'number') return fdNumber(input);
   throw invalidArgType('fd', 'an Fd or a descriptor number', input);
 }
 
 /** Check `input` and read what it is; the caller releases it once the Node object exists. */
 function inspect(input: FdInput, fn: string): { fd: number; desc: FdDescription } {
-  const fd = fdNumber(input);
+  const fd = inputFd(input);
   let desc: FdDescription;
   try {
     desc = describeFd(fd);
@@ -129,6 +127,7 @@ function suggestionFor(d: FdDescription): string | undefined {
   return undefined;
 }
 
+/** Options of `toNetSocket()`. */
 export interface ToNetSocketOptions {
   /** Default true. */
   readable?: boolean;
@@ -157,7 +156,7 @@ function isStreamSocket(d: FdDescription): boolean {
  * Unix seqpacket/datagram socket, an unconnected socket.
  */
 export function toNetSocket(fd: FdInput, options: ToNetSocketOptions = {}): net.Socket {
-  const n = fdNumber(fd);
+  const n = inputFd(fd);
   const state = streamSocketState(n);
   if (state === null || state.listening || !isConnected(n)) {
     const { desc } = inspect(fd, 'toNetSocket');
@@ -177,6 +176,7 @@ export function toNetSocket(fd: FdInput, options: ToNetSocketOptions = {}): net.
   });
 }
 
+/** Options of `toNetServer()`: net.Server options, plus the listen(2) backlog. */
 export interface ToNetServerOptions extends net.ServerOpts {
   /** listen(2) backlog to set (default 511, as Node). */
   backlog?: number;
@@ -189,7 +189,7 @@ export interface ToNetServerOptions extends net.ServerOpts {
  * The server is listening when this returns ('listening' is emitted on the next tick).
  */
 export function toNetServer<S extends net.Server = net.Server>(fd: FdInput, server?: S | ToNetServerOptions, options: ToNetServerOptions = {}): S {
-  const n = fdNumber(fd);
+  const n = inputFd(fd);
   if (!streamSocketState(n)?.listening) {
     const { desc } = inspect(fd, 'toNetServer');
     throw wrongKind('toNetServer', n, desc, 'a listening TCP or Unix stream socket', isStreamSocket(desc) ? 'call listen(2) on it first, or use toNetSocket() for a connection' : suggestionFor(desc));
@@ -207,18 +207,20 @@ export function toNetServer<S extends net.Server = net.Server>(fd: FdInput, serv
     target = net.createServer(serverOpts) as S;
   }
   if (target.listening) throw invalidArgValue('server', 'is already listening');
-  const backlog = opts.backlog;
-  if (backlog !== undefined && (!Number.isInteger(backlog) || backlog < 0)) throw outOfRange('options.backlog', 'an integer >= 0', backlog);
+  const backlog = opts.backlog === undefined ? undefined : integerOption(opts.backlog, 'options.backlog', 0, 0x7fffffff, 0);
   return adoptInto(fd, () => {
     target.listen(backlog === undefined ? { fd: n } : { fd: n, backlog });
     return target;
   });
 }
 
+/** Options of `toDgramSocket()`. */
 export interface ToDgramSocketOptions {
   /** Passed to dgram.createSocket. */
   reuseAddr?: boolean;
+  /** SO_RCVBUF in bytes (passed to dgram.createSocket). */
   recvBufferSize?: number;
+  /** SO_SNDBUF in bytes (passed to dgram.createSocket). */
   sendBufferSize?: number;
 }
 
@@ -228,6 +230,8 @@ export interface ToDgramSocketOptions {
  * been emitted). Unix datagram sockets are not something Node's dgram can hold: use adopt().
  */
 export function toDgramSocket(fd: FdInput, options: ToDgramSocketOptions = {}): dgram.Socket {
+  integerOption(options.recvBufferSize, 'options.recvBufferSize', 0, 0x7fffffff, 0);
+  integerOption(options.sendBufferSize, 'options.sendBufferSize', 0, 0x7fffffff, 0);
   const { fd: n, desc } = inspect(fd, 'toDgramSocket');
   const s = desc.socket;
   if (desc.kind !== 'socket' || !s || (s.family !== 'inet' && s.family !== 'inet6') || s.type !== 'dgram' || s.protocol !== IPPROTO_UDP) {
@@ -250,8 +254,11 @@ export function toDgramSocket(fd: FdInput, options: ToDgramSocketOptions = {}): 
   return socket;
 }
 
+/** Options of `toReadStream()` / `toWriteStream()`. */
 export interface ToStreamOptions {
+  /** The stream's buffer size in bytes (Node's default if omitted). */
   highWaterMark?: number;
+  /** Read strings in this encoding instead of Buffers (toReadStream only). */
   encoding?: BufferEncoding;
 }
 
@@ -281,6 +288,7 @@ function checkStreamable(fn: string, n: number, desc: FdDescription, direction: 
  * a `tty.ReadStream`. The stream owns the descriptor and closes it when done.
  */
 export function toReadStream(fd: FdInput, options: ToStreamOptions = {}): fs.ReadStream | net.Socket {
+  integerOption(options.highWaterMark, 'options.highWaterMark', 0, 0x7fffffff, 0);
   const { fd: n, desc } = inspect(fd, 'toReadStream');
   const kind = checkStreamable('toReadStream', n, desc, 'read');
   return adoptInto(fd, () => {
@@ -300,6 +308,7 @@ export function toReadStream(fd: FdInput, options: ToStreamOptions = {}): fs.Rea
  * terminal. The stream owns the descriptor and closes it when done.
  */
 export function toWriteStream(fd: FdInput, options: Pick<ToStreamOptions, 'highWaterMark'> = {}): fs.WriteStream | net.Socket {
+  integerOption(options.highWaterMark, 'options.highWaterMark', 0, 0x7fffffff, 0);
   const { fd: n, desc } = inspect(fd, 'toWriteStream');
   const kind = checkStreamable('toWriteStream', n, desc, 'write');
   return adoptInto(fd, () => {

@@ -12,6 +12,8 @@ import { constants as fsConstants, openSync, readFileSync, readdirSync, readlink
 import { constants as osConstants, release } from 'node:os';
 import { FdPassError, abortError, errnoName, invalidArgType, outOfRange } from './errors.js';
 import { Fd, describeFd, type FdKind } from './fd.js';
+import { fdNumber } from './fdlike.js';
+import { integerOption } from './args.js';
 import { C, CAPS, E, closeQuietly, lastErrno, lib, platform, sys, unsupported } from './libc.js';
 import type { PidfdSyscalls } from './platform/syscalls.js';
 import { Watcher } from './poll.js';
@@ -113,11 +115,6 @@ function checkPid(pid: unknown, name = 'pid'): number {
   return pid;
 }
 
-function checkFdNumber(fd: unknown, name: string): number {
-  if (typeof fd !== 'number') throw invalidArgType(name, 'of type number', fd);
-  if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw outOfRange(name, 'an fd number (an integer >= 0)', fd);
-  return fd;
-}
 
 function signalNumber(signal: unknown): number {
   if (typeof signal === 'number') {
@@ -154,12 +151,15 @@ export interface ProcessExit {
   signal: NodeJS.Signals | null;
 }
 
+/** Options of `PidFd.open()` and `PidFd.fromChild()`. */
 export interface PidFdOpenOptions {
   /** PIDFD_NONBLOCK: a waitid(P_PIDFD) of your own on `fd` fails with EAGAIN instead of blocking. */
   nonblocking?: boolean;
 }
 
+/** Options of `PidFd#waitExit()`. */
 export interface WaitExitOptions {
+  /** Stops waiting (the promise rejects with an AbortError); the PidFd stays usable. */
   signal?: AbortSignal;
 }
 
@@ -185,6 +185,8 @@ export class PidFd {
   /** Watches for exit (the pidfd turns readable); holds no uv handle until someone waits. */
   readonly #watcher: Watcher;
   readonly #waiters = new Set<ExitWaiter>();
+  /** One 'abort' listener per signal, however many waits share it (Node warns past 10). */
+  readonly #bySignal = new Map<AbortSignal, { waiters: Set<ExitWaiter>; listener: () => void }>();
   #exit: ProcessExit | null = null;
   #exitPending = false;
   #exited: Promise<ProcessExit> | null = null;
@@ -226,7 +228,7 @@ export class PidFd {
 
   /** Take ownership of a pidfd received from elsewhere (SCM_RIGHTS, SCM_PIDFD, SO_PEERPIDFD). */
   static adopt(fd: number | Fd): PidFd {
-    const n = fd instanceof Fd ? fd.fd : checkFdNumber(fd, 'fd');
+    const n = fd instanceof Fd ? fd.fd : fdNumber(fd, 'fd');
     const desc = describeFd(n);
     if (desc.kind !== 'pidfd') throw Object.assign(new TypeError(`fd ${n} is not a pidfd (it is ${desc.kind}: ${desc.target})`), { code: 'ERR_INVALID_ARG_VALUE' });
     const owned = fd instanceof Fd ? fd.release() : n;
@@ -239,6 +241,7 @@ export class PidFd {
     return this.#fd;
   }
 
+  /** True after close(). */
   get closed(): boolean {
     return this.#fd < 0;
   }
@@ -249,7 +252,7 @@ export class PidFd {
    * socket, the same socket. The target is not notified. Needs ptrace access (see docs).
    */
   getFd(targetFd: number): Fd {
-    checkFdNumber(targetFd, 'targetFd');
+    fdNumber(targetFd, 'targetFd');
     const { S, syscall } = linux();
     const fd = syscall(S.SYS_pidfd_getfd, 'long', this.fd, 'long', targetFd, 'long', 0) as number;
     if (fd < 0) throw explainError('pidfd_getfd', lastErrno(), { pid: this.pid, targetFd });
@@ -288,25 +291,46 @@ export class PidFd {
     if (this.#fd < 0) return Promise.reject(new FdPassError('ERR_FDPASS_CLOSED', 'PidFd is closed'));
     if (signal?.aborted) return Promise.reject(abortError(signal));
     return new Promise<ProcessExit>((resolve, reject) => {
-      const onAbort = (): void => {
-        this.#waiters.delete(waiter);
-        if (this.#waiters.size === 0 && !this.#exitPending) this.#watcher.want(false, false);
-        reject(abortError(signal!));
-      };
       const waiter: ExitWaiter = {
         resolve: (exit) => {
-          signal?.removeEventListener('abort', onAbort);
+          this.#unwatchSignal(waiter, signal);
           resolve(exit);
         },
         reject: (err) => {
-          signal?.removeEventListener('abort', onAbort);
+          this.#unwatchSignal(waiter, signal);
           reject(err);
         },
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal) this.#watchSignal(waiter, signal);
       this.#waiters.add(waiter);
       if (!this.#exitPending) this.#watcher.want(true, false);
     });
+  }
+
+  #watchSignal(waiter: ExitWaiter, signal: AbortSignal): void {
+    let entry = this.#bySignal.get(signal);
+    if (entry === undefined) {
+      const waiters = new Set<ExitWaiter>();
+      const listener = (): void => {
+        for (const w of [...waiters]) {
+          this.#waiters.delete(w);
+          w.reject(abortError(signal));
+        }
+        if (this.#waiters.size === 0 && !this.#exitPending) this.#watcher.want(false, false);
+      };
+      entry = { waiters, listener };
+      this.#bySignal.set(signal, entry);
+      signal.addEventListener('abort', listener, { once: true });
+    }
+    entry.waiters.add(waiter);
+  }
+
+  #unwatchSignal(waiter: ExitWaiter, signal: AbortSignal | undefined): void {
+    const entry = signal && this.#bySignal.get(signal);
+    if (entry && entry.waiters.delete(waiter) && entry.waiters.size === 0) {
+      signal!.removeEventListener('abort', entry.listener);
+      this.#bySignal.delete(signal!);
+    }
   }
 
   /** Let a pending `exited`/`waitExit()` keep Node running (the default). */
@@ -331,10 +355,12 @@ export class PidFd {
     this.#settle(null, new FdPassError('ERR_FDPASS_CLOSED', 'PidFd was closed before the process exited'));
   }
 
+  /** close(), for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }
 
+  /** 'PidFd(7, pid 1234)', or 'PidFd(closed, pid 1234)'. */
   toString(): string {
     return this.#fd < 0 ? `PidFd(closed, pid ${this.pid})` : `PidFd(${this.#fd}, pid ${this.pid})`;
   }
@@ -395,7 +421,7 @@ const optLen = Buffer.alloc(4);
  * ENOPROTOOPT and says so; ENODATA on a socket with no peer.
  */
 export function peerPidFdOf(fd: number): PidFd {
-  checkFdNumber(fd, 'fd');
+  fdNumber(fd, 'fd');
   E.writeUInt32(optLen, 0, 4);
   const ret = sys.getsockopt(fd, C.SOL_SOCKET, linux().S.SO_PEERPIDFD, optValue, optLen) as number;
   if (ret < 0) throw explainError('getsockopt(SO_PEERPIDFD)', lastErrno());
@@ -417,7 +443,9 @@ export function peerPidFdOf(fd: number): PidFd {
  */
 export function reopenFromProc(pid: number, fd: number, flags: string | number = 'r'): Fd {
   checkPid(pid);
-  checkFdNumber(fd, 'fd');
+  fdNumber(fd, 'fd');
+  if (typeof flags === 'number') integerOption(flags, 'flags', 0, 0x7fffffff, 0);
+  else if (typeof flags !== 'string') throw invalidArgType('flags', 'a string or a number', flags);
   if (!CAPS.procFs) throw unsupported('reopenFromProc() (/proc/<pid>/fd)', 'have the process send the descriptor over a Unix socket (SCM_RIGHTS)');
   const path = `/proc/${pid}/fd/${fd}`;
   try {
@@ -431,22 +459,33 @@ export function reopenFromProc(pid: number, fd: number, flags: string | number =
 
 /** One descriptor of another process, as `fdpass ls` shows it. */
 export interface ProcessFdInfo {
+  /** The descriptor number in that process. */
   fd: number;
+  /** What it refers to (as FdDescription.kind). */
   kind: FdKind;
   /** The /proc/<pid>/fd link: "/etc/hosts", "socket:[1234]", "anon_inode:[eventfd]". */
   target: string;
+  /** Filesystem path, or a Unix socket's address when the socket could be inspected. */
   path?: string;
+  /** The file was unlinked after it was opened. */
   deleted?: boolean;
   /** From /proc/<pid>/fdinfo: access mode, then O_APPEND, O_NONBLOCK, … */
   openFlags: string[];
+  /** O_CLOEXEC is set on it in that process. */
   closeOnExec: boolean;
   /** File offset (fdinfo "pos"). */
   position?: number;
+  /** Size in bytes for regular files and memfds. */
   size?: number;
   /** Sockets, when `inspectSockets` could take a copy with pidfd_getfd. */
   socket?: SocketDescription;
   /** Why socket details are missing (e.g. "EPERM"). */
   socketError?: string;
+  /**
+   * Why this entry could not be read at all (e.g. "EACCES": listing /proc/<pid>/fd is allowed but
+   * reading an entry needs ptrace read access); `kind` is then 'unknown' and the other fields empty.
+   */
+  error?: string;
 }
 
 const listedFlags = ['O_APPEND', 'O_NONBLOCK', 'O_SYNC', 'O_DSYNC', 'O_DIRECT', 'O_NOATIME', 'O_DIRECTORY'] as const;
@@ -490,6 +529,7 @@ function kindFromProc(path: string, target: string): { kind: FdKind; size?: numb
   return { kind: 'unknown' };
 }
 
+/** Options of `listProcessFds()`. */
 export interface ListFdsOptions {
   /**
    * Take a copy of each socket with pidfd_getfd, describe it (family, type, listening,
@@ -527,8 +567,11 @@ export function listProcessFds(pid: number, options: ListFdsOptions = {}): Proce
       try {
         target = readlinkSync(link);
         fdinfo = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
-      } catch {
-        continue; // closed while we looked
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? String(err);
+        if (code === 'ENOENT') continue; // closed while we looked
+        result.push({ fd, kind: 'unknown', target: '', openFlags: [], closeOnExec: false, error: code });
+        continue;
       }
       const flags = parseInt(/^flags:\s*([0-7]+)/m.exec(fdinfo)?.[1] ?? '0', 8);
       const { kind, size } = kindFromProc(link, target);

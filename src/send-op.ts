@@ -1,20 +1,34 @@
 /** One message to send (sync or async), and what a failed or cut-off send reports. */
 import { constants as osConstants } from 'node:os';
 import type { Credentials } from './cmsg.js';
-import { FdPassError, errnoName, errnoNumber } from './errors.js';
+import { FdPassError, errnoName, errnoNumber, notOpenError } from './errors.js';
 import { dupCloexec } from './fd.js';
-import { closeQuietly } from './libc.js';
+import { C, closeQuietly, sys } from './libc.js';
 import type { HandOff } from './node.js';
 import { noop, type Waiter } from './wait-queue.js';
 
-const { EPERM, EMSGSIZE } = osConstants.errno;
+const { EBADF, EPERM, EMSGSIZE } = osConstants.errno;
 const ETOOMANYREFS = errnoNumber('ETOOMANYREFS');
 
-/** A failed sendmsg, with the cause spelled out for the errors a hostile or busy peer provokes. */
-export function sendError(errno: number, op: SendOp): FdPassError {
+function isOpen(fd: number): boolean {
+  return (sys.fcntl(fd, C.F_GETFD) as number) >= 0;
+}
+
+/** Which descriptor of a send is not open: looked for only after sendmsg said EBADF. */
+function badFdHint(op: SendOp, socketFd: number): string | undefined {
+  const i = op.fds.findIndex((fd) => !isOpen(fd));
+  if (i >= 0) return `fds[${i}] (fd ${op.fds[i]}) is not open`;
+  if (!isOpen(socketFd)) return `the socket's own fd ${socketFd} is not open (was it closed behind this UnixSocket's back?)`;
+  return undefined;
+}
+
+/** A failed sendmsg, with the cause spelled out for the errors a careless caller or a hostile or busy peer provokes. */
+export function sendError(errno: number, op: SendOp, socketFd: number): FdPassError {
   const code = errnoName(errno);
   let hint: string | undefined;
-  if (errno === EPERM && op.credentials !== undefined) {
+  if (errno === EBADF) {
+    hint = badFdHint(op, socketFd);
+  } else if (errno === EPERM && op.credentials !== undefined) {
     const { pid, uid, gid } = op.credentials;
     hint = `the kernel refused the SCM_CREDENTIALS claim { pid: ${pid}, uid: ${uid}, gid: ${gid} }: without privilege a process may claim only its own pid, uid and gid`;
   } else if (errno === ETOOMANYREFS) {
@@ -41,7 +55,6 @@ export class SendOp implements Waiter<number> {
   ownsFds = false;
   resolve: (value: number) => void = noop;
   reject: (err: unknown) => void = noop;
-  onAbort: (() => void) | undefined = undefined;
   constructor(
     readonly data: Buffer,
     public fds: number[],
@@ -58,6 +71,10 @@ export function settleHandOff(handOff: HandOff, fdsSent: boolean): void {
 
 /** close-on-exec duplicates of `fds`; on failure closes the ones made and throws. */
 export function dupAll(fds: readonly number[]): number[] {
+  // Every fd must be open before the first dup: a duplicate takes the lowest free number, which
+  // may be a closed number later in the list — that entry would then silently send the duplicate.
+  const closed = fds.findIndex((fd) => !isOpen(fd));
+  if (closed >= 0) throw notOpenError('fcntl', fds[closed], '', `fds[${closed}]`);
   const out: number[] = [];
   try {
     for (const fd of fds) out.push(dupCloexec(fd));

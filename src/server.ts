@@ -9,11 +9,12 @@ import { acceptConnection } from './create.js';
 import { C, CAPS, E, EADDRINUSE, EAGAIN, ECONNABORTED, ECONNREFUSED, EINTR, ENOENT, L, check, closeQuietly, lastErrno, sys } from './libc.js';
 import { POLLIN, Watcher, waitSync } from './poll.js';
 import { describeSocket, getIntOption } from './sockopt.js';
-import { checkSignal, integerOption, type SignalOptions } from './args.js';
-import { defaultMessageType, newSocketFd, ownedFdNumber, setNonBlocking, socketTypeOf, socketTypes, streamType, toAddress, unixDomainOf, type AddressOptions } from './connect.js';
+import { checkSignal, fdNumber, integerOption, timeoutOption, type SignalOptions } from './args.js';
+import { defaultMessageType, newSocketFd, nonSocketKind, ownedFdNumber, setNonBlocking, socketTypeOf, socketTypes, streamType, toAddress, unixDomainOf, type AddressOptions } from './connect.js';
 import { UnixSocket, type SocketType } from './socket.js';
 import { AGAIN, WaitQueue, newWaiter, type Waiter } from './wait-queue.js';
 
+/** What `listen()` binds to (`path` or `abstract`) and how. */
 export interface ListenOptions extends AddressOptions {
   /**
    * Default 'seqpacket' (message boundaries), or 'framed' where the platform has no SEQPACKET;
@@ -34,6 +35,7 @@ export interface ListenOptions extends AddressOptions {
   authorize?: Authorize;
 }
 
+/** Options of `adoptServer()`. */
 export interface AdoptServerOptions {
   /** As `ListenOptions.authorize`. */
   authorize?: Authorize;
@@ -51,8 +53,14 @@ interface AcceptOp extends Waiter<UnixSocket> {
   timeoutMs?: number;
 }
 
+/**
+ * A listening Unix domain socket. Made by `listen()` or `adoptServer()`; `accept()` (or
+ * `acceptSync()`, or `for await (const conn of server)`) returns each connection as a
+ * UnixSocket. `close()` stops listening and removes the socket file it created.
+ */
 export class UnixServer {
   #fd: number;
+  /** 'seqpacket' or 'stream'; accepted connections have the same type. */
   readonly type: SocketType;
   /** The socket file's path, when bound to one. */
   readonly path: string | undefined;
@@ -66,7 +74,7 @@ export class UnixServer {
 
   /** @internal use listen() or adoptServer() */
   constructor(fd: number, type: SocketType, address: UnixAddress, created?: { absolutePath: string; dev: number; ino: number }, authorize?: Authorize) {
-    this.#fd = fd;
+    this.#fd = fdNumber(fd);
     this.type = type;
     this.path = address.path;
     this.abstract = address.abstract;
@@ -79,18 +87,20 @@ export class UnixServer {
     });
   }
 
+  /** The listening descriptor (owned by this server). Throws ERR_FDPASS_CLOSED once closed. */
   get fd(): number {
     if (this.#fd < 0) throw closedError('UnixServer');
     return this.#fd;
   }
 
+  /** True after close() or release(). */
   get closed(): boolean {
     return this.#fd < 0;
   }
 
   /** Wait (blocking the thread) for the next connection. Throws ETIMEDOUT after `timeoutMs`. */
   acceptSync(options?: { timeoutMs?: number }): UnixSocket {
-    const timeoutMs = integerOption(options?.timeoutMs, 'options.timeoutMs', -1, 0x7fffffff, -1);
+    const timeoutMs = timeoutOption(options?.timeoutMs);
     if (this.#accepts.waiting) throw busyError('accept');
     const deadline = timeoutMs < 0 ? -1 : Date.now() + timeoutMs;
     for (;;) {
@@ -147,6 +157,7 @@ export class UnixServer {
     this.#accepts.flush((op) => op.reject(closedError('UnixServer')));
   }
 
+  /** close(), for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -234,7 +245,7 @@ export function listen(target: string | ListenOptions): UnixServer {
     if ((sys.bind(fd, sockaddr, length) as number) < 0) {
       const errno = lastErrno();
       if (errno !== EADDRINUSE || address.path === undefined || !removeStaleSocket(address.path, sockaddr, length)) {
-        throw FdPassError.fromErrno('bind', errno, address.label);
+        throw bindError(errno, address);
       }
       check('bind', sys.bind(fd, sockaddr, length) as number, address.label);
     }
@@ -259,6 +270,21 @@ export function listen(target: string | ListenOptions): UnixServer {
     }
     throw err;
   }
+}
+
+/** bind's error; EADDRINUSE says whether a server is there or the path is something else (left alone). */
+function bindError(errno: number, address: UnixAddress & { label: string }): FdPassError {
+  const err = FdPassError.fromErrno('bind', errno, address.label);
+  if (errno !== EADDRINUSE) return err;
+  let why: string;
+  if (address.path === undefined) why = 'another socket is bound to this abstract name';
+  else {
+    const kind = nonSocketKind(address.path, false);
+    why = kind === undefined
+      ? 'a server is listening on this socket file'
+      : `the path exists and is ${kind}, not a socket; listen() never replaces it: remove it or choose another path`;
+  }
+  return new FdPassError('EADDRINUSE', `${err.message}: ${why}`, { errno, syscall: 'bind', path: address.label });
 }
 
 /**
@@ -290,8 +316,7 @@ export function adoptServer(fd: number | Fd, options?: AdoptServerOptions): Unix
     socketTypeOf(options.type, 'options.type');
   }
   const n = ownedFdNumber(fd);
-  const domain = unixDomainOf(n);
-  if (domain !== C.AF_UNIX) throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} is not an AF_UNIX socket (SO_DOMAIN ${domain})`);
+  unixDomainOf(n);
   if (!getIntOption(n, C.SO_ACCEPTCONN)) throw new FdPassError('ERR_FDPASS_NOT_LISTENING', `fd ${n} is not a listening socket: use adopt()`);
   const { type: kernelType, path } = describeSocket(n);
   if (kernelType !== 'stream' && kernelType !== 'seqpacket') throw new FdPassError('ERR_FDPASS_NOT_UNIX_SOCKET', `fd ${n} has unsupported socket type ${kernelType}`);

@@ -1,10 +1,10 @@
 /** UnixSocket: sendmsg/recvmsg with SCM_RIGHTS, sync and async. */
-import { checkSignal, integerOption, NO_FDS, toCredentials, toFdNumbers, toPayload, type Payload, type SignalOptions } from './args.js';
+import { checkSignal, integerOption, NO_FDS, timeoutOption, toCredentials, toFdNumbers, toPayload, type Payload, type SignalOptions } from './args.js';
 import { parseControl, type Credentials, type ParsedControl, type PeerCredentials } from './cmsg.js';
 import { RECV_FLAGS, SEND_FLAGS, receivedCloexec } from './create.js';
 import { FdPassError, abortError, busyError, closedError, invalidArgValue, outOfRange, timeoutError } from './errors.js';
 import { Fd } from './fd.js';
-import type { FdLike } from './fdlike.js';
+import { fdNumber, type FdLike } from './fdlike.js';
 import { FRAME_HEADER_BYTES, FRAME_MAX_PAYLOAD, FrameReader, NEED_MORE, encodeFrameHeader } from './framing.js';
 import { C, CAPS, CMSG, CREDENTIALS, EAGAIN, EINTR, check, closeQuietly, lastErrno, sys, unsupported } from './libc.js';
 import { RecvBuffers, SendBuffers } from './msghdr.js';
@@ -24,6 +24,7 @@ export type { Payload, SignalOptions } from './args.js';
  */
 export type SocketType = 'stream' | 'seqpacket' | 'dgram' | 'framed';
 
+/** One received message: its bytes and the descriptors that came with it. */
 export interface Message {
   /** The bytes received. An empty payload sent by fdpass (or most C/Go/Perl peers) arrives as one NUL byte. */
   data: Buffer;
@@ -35,15 +36,17 @@ export interface Message {
   droppedFds: number;
 }
 
-export interface RecvOptions {
-  /** Largest payload accepted (default 65536). A longer datagram/seqpacket/framed message fails with ERR_FDPASS_TRUNC. */
+/** Options of `recv()`. */
+export interface RecvOptions extends SignalOptions {
+  /** Largest payload accepted, 1 to 2^30 (default 65536). A longer datagram/seqpacket/framed message fails with ERR_FDPASS_TRUNC; on a stream the rest waits for the next call. */
   maxBytes?: number;
-  /** Most fds handed to the caller (default 253, the kernel's limit); any beyond are closed. */
+  /** Most fds handed to the caller, 0 to 253 (default 253, the kernel's limit); any beyond are closed and counted in `droppedFds`. */
   maxFds?: number;
 }
 
-export interface RecvSyncOptions extends RecvOptions {
-  /** Give up with ETIMEDOUT after this long; default waits forever. */
+/** Options of `recvSync()`: those of `recv()` without `signal`, plus `timeoutMs`. */
+export interface RecvSyncOptions extends Omit<RecvOptions, 'signal'> {
+  /** Give up with ETIMEDOUT after this many milliseconds (0 to 2^31-1). Default (or Infinity): wait forever. Negative values are refused. */
   timeoutMs?: number;
 }
 
@@ -57,6 +60,7 @@ export interface RecvSyncOptions extends RecvOptions {
  * it already read or has not yet written is refused (ERR_FDPASS_BUSY).
  */
 export interface HandOffOptions {
+  /** Hand the sent objects off: close this process's copies once the message is in the kernel (default false). */
   close?: boolean;
 }
 
@@ -68,13 +72,17 @@ export interface HandOffOptions {
  * with `passCredentials()` — and then sees the sender's real ids even when none are sent.
  */
 export interface CredentialsOptions {
+  /** Attach SCM_CREDENTIALS claiming this pid/uid/gid (checked by the kernel: EPERM for a false claim without privilege). */
   credentials?: Credentials;
 }
 
+/** Options of `sendSync()`. */
 export interface SendSyncOptions extends HandOffOptions, CredentialsOptions {
+  /** Give up with ETIMEDOUT after this many milliseconds (0 to 2^31-1). Default (or Infinity): wait forever. Negative values are refused. */
   timeoutMs?: number;
 }
 
+/** Options of `send()`: `signal` cancels it while it waits for room; `close` hands the sent objects off; `credentials` adds SCM_CREDENTIALS. */
 export interface SendOptions extends SignalOptions, HandOffOptions, CredentialsOptions {}
 
 const DEFAULT_MAX_BYTES = 65536;
@@ -91,7 +99,20 @@ interface RecvOp extends Waiter<Message | null> {
   maxFds: number;
 }
 
-/** A send failed: if its fds already went (a stream send failed part-way), they are gone. */
+/**
+ * Non-blocking steps for wrappers that run their own readiness on a UnixSocket they own (the
+ * usocket-compatible stream, src/usocket/): not exported from the package.
+ */
+export interface SocketSteps {
+  /** sendmsg as much of `op` as the kernel takes now: true once all of it went, false on EAGAIN. */
+  send(socket: UnixSocket, op: SendOp): boolean;
+  /**
+   * One recvmsg: a message, null at end of stream, AGAIN when nothing is queued. With `into`,
+   * the payload is received straight into it (up to its length) and `data` is a view of it.
+   */
+  recv(socket: UnixSocket, maxBytes: number, maxFds: number, into?: Buffer): Message | null | typeof AGAIN;
+}
+export let socketSteps: SocketSteps;
 
 /** The `credentials` send option: only where a sender may attach credentials (Linux). */
 function credentialsOption(value: unknown): Credentials | undefined {
@@ -108,6 +129,7 @@ function credentialsOption(value: unknown): Credentials | undefined {
  */
 export class UnixSocket {
   #fd: number;
+  /** 'seqpacket', 'stream' or 'dgram', as the kernel reports it. */
   readonly type: SocketType;
   /** Readiness on the event loop; holds no uv handle until an operation waits. */
   readonly #watcher: Watcher;
@@ -120,9 +142,13 @@ export class UnixSocket {
   /** 'framed' only: credentials of the latest read, for the message it completes. */
   #frameCredentials: Credentials | undefined;
 
+  static {
+    socketSteps = { send: (s, op) => s.#trySend(op), recv: (s, maxBytes, maxFds, into) => s.#tryRecv(maxBytes, maxFds, into) };
+  }
+
   /** Wrap a connected AF_UNIX socket descriptor and take ownership of it. Prefer `adopt()`. */
   constructor(fd: number, type: SocketType) {
-    this.#fd = fd;
+    this.#fd = fdNumber(fd);
     this.type = type;
     this.#frames = type === 'framed' ? new FrameReader() : null;
     this.#watcher = new Watcher(fd, (readable, writable) => this.#onReady(readable, writable));
@@ -162,6 +188,7 @@ export class UnixSocket {
     return this.#fd;
   }
 
+  /** True after close() or release(). */
   get closed(): boolean {
     return this.#fd < 0;
   }
@@ -174,7 +201,7 @@ export class UnixSocket {
   sendSync(data?: Payload, fds?: readonly FdLike[] | null, options?: SendSyncOptions): number {
     const fdNumbers = toFdNumbers(fds);
     const op = new SendOp(this.#message(toPayload(data), fdNumbers), fdNumbers, undefined, options === undefined ? undefined : credentialsOption(options.credentials));
-    const timeoutMs = integerOption(options?.timeoutMs, 'options.timeoutMs', -1, 0x7fffffff, -1);
+    const timeoutMs = timeoutOption(options?.timeoutMs);
     if (this.#sends.waiting) throw busyError('send');
     if (this.#sendBroken !== null) throw this.#sendBroken;
     const handOff = options?.close ? prepareHandOff(fds ?? []) : null;
@@ -229,7 +256,7 @@ export class UnixSocket {
   recvSync(options?: RecvSyncOptions): Message | null {
     const maxBytes = integerOption(options?.maxBytes, 'options.maxBytes', 1, MAX_MAX_BYTES, DEFAULT_MAX_BYTES);
     const maxFds = integerOption(options?.maxFds, 'options.maxFds', 0, C.SCM_MAX_FD, C.SCM_MAX_FD);
-    const timeoutMs = integerOption(options?.timeoutMs, 'options.timeoutMs', -1, 0x7fffffff, -1);
+    const timeoutMs = timeoutOption(options?.timeoutMs);
     if (this.#recvs.waiting) throw busyError('recv');
     const deadline = timeoutMs < 0 ? -1 : Date.now() + timeoutMs;
     for (;;) {
@@ -243,7 +270,7 @@ export class UnixSocket {
    * Receive one message; resolves null at end of stream, or when this socket is closed while the
    * call waits. On a socket that is already closed it rejects with ERR_FDPASS_CLOSED.
    */
-  recv(options?: RecvOptions & SignalOptions): Promise<Message | null> {
+  recv(options?: RecvOptions): Promise<Message | null> {
     let op: RecvOp;
     try {
       const signal = checkSignal(options);
@@ -320,6 +347,7 @@ export class UnixSocket {
     this.#recvs.flush((op) => op.resolve(null));
   }
 
+  /** close(), for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -378,7 +406,7 @@ export class UnixSocket {
         const errno = lastErrno();
         if (errno === EINTR) continue;
         if (errno === EAGAIN) return false;
-        throw sendError(errno, op);
+        throw sendError(errno, op, fd);
       }
       op.started = true;
       op.offset += n;
@@ -399,13 +427,13 @@ export class UnixSocket {
   }
 
   /** One message, null at end of stream, or AGAIN when nothing is queued. */
-  #tryRecv(maxBytes: number, maxFds: number): Message | null | typeof AGAIN {
+  #tryRecv(maxBytes: number, maxFds: number, into?: Buffer): Message | null | typeof AGAIN {
     if (this.#frames !== null) return this.#tryRecvFramed(this.#frames, maxBytes, maxFds);
     const fd = this.fd;
     const buffers = (recvBuffers ??= new RecvBuffers());
     let n: number;
     for (;;) {
-      n = sys.recvmsg(fd, buffers.prepare(maxBytes), RECV_FLAGS) as number;
+      n = sys.recvmsg(fd, into === undefined ? buffers.prepare(maxBytes) : buffers.prepareInto(into), RECV_FLAGS) as number;
       if (n >= 0) break;
       const errno = lastErrno();
       if (errno === EINTR) continue;
@@ -444,8 +472,12 @@ export class UnixSocket {
     for (let i = keep; i < received.length; i++) closeQuietly(received[i]);
     const fds = new Array<Fd>(keep);
     for (let i = 0; i < keep; i++) fds[i] = new Fd(received[i]);
-    const payload = Buffer.allocUnsafe(n);
-    buffers.data.copy(payload, 0, 0, n);
+    let payload: Buffer;
+    if (into !== undefined) payload = into.subarray(0, n);
+    else {
+      payload = Buffer.allocUnsafe(n);
+      buffers.data.copy(payload, 0, 0, n);
+    }
     const message: Message = { data: payload, fds, droppedFds: received.length - keep + extra.length };
     if (control?.credentials) message.credentials = control.credentials;
     return message;

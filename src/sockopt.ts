@@ -60,11 +60,16 @@ export function domainFromName(fd: number): number {
   return readFamily(socketName(fd).buf, L.sockaddr_un, E);
 }
 
+/** A socket's address family by name, or the number when fdpass has no name for it. */
 export type SocketFamily = 'unix' | 'inet' | 'inet6' | 'netlink' | number;
+/** A socket's type by name, or the number when fdpass has no name for it. */
 export type SocketTypeName = 'stream' | 'dgram' | 'seqpacket' | 'raw' | number;
 
+/** What describeFd() reports about a socket (`FdDescription.socket`), read with getsockopt/getsockname. */
 export interface SocketDescription {
+  /** SO_DOMAIN: 'unix', 'inet', 'inet6', 'netlink', or the number. */
   family: SocketFamily;
+  /** SO_TYPE: 'stream', 'dgram', 'seqpacket', 'raw', or the number. */
   type: SocketTypeName;
   /** SO_PROTOCOL; absent where the platform has no such option (darwin, NetBSD). */
   protocol?: number;
@@ -74,6 +79,7 @@ export interface SocketDescription {
   path?: string;
   /** inet/inet6 sockets: the local address and port. */
   localAddress?: string;
+  /** inet/inet6 sockets: the local port. */
   localPort?: number;
 }
 

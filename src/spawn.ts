@@ -5,10 +5,12 @@
  */
 import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { FdPassError, invalidArgType, invalidArgValue, outOfRange } from './errors.js';
+import { integerOption } from './args.js';
+import { FdPassError, invalidArgType, invalidArgValue } from './errors.js';
 import { Fd, describeFd } from './fd.js';
 import { describeKind } from './node.js';
 import { adopt, defaultMessageType, socketPair } from './connect.js';
+import { launcherHint, planLaunch } from './launcher.js';
 import type { SocketType, UnixSocket } from './socket.js';
 
 /** The environment variable that tells a child which descriptor is its socket. */
@@ -20,6 +22,7 @@ export const FDPASS_FD_ENV = 'FDPASS_FD';
 export const FDPASS_TYPE_ENV = 'FDPASS_TYPE';
 const DEFAULT_CHILD_FD = 3;
 
+/** `child_process.spawn` options, plus where the child's socket goes (`fd`) and its `type`. */
 export interface SpawnWithSocketOptions extends SpawnOptions {
   /** The descriptor number the child's end gets (default 3; 0–2 are stdin/stdout/stderr). */
   fd?: number;
@@ -27,7 +30,9 @@ export interface SpawnWithSocketOptions extends SpawnOptions {
   type?: SocketType;
 }
 
+/** What spawnWithSocket/forkWithSocket return: the child, and the parent's end of its socket. */
 export interface ChildWithSocket {
+  /** The child process, as child_process.spawn returns it. */
   child: ChildProcess;
   /** The parent's end. The child's end is closed in the parent once the child is spawned. */
   socket: UnixSocket;
@@ -55,19 +60,27 @@ function stdioArray(stdio: StdioOptions | undefined, childFd: number): StdioEntr
  * end as a UnixSocket. The parent's copy of the child's end is closed once the child is
  * spawned, so the parent's socket sees end-of-stream when the child exits. Works for any
  * program: Python reads it with `socket.socket(fileno=3)` and `socket.recv_fds`, C with recvmsg.
+ * The tsx CLI (`tsx file.ts`, `npx tsx file.ts`, `node_modules/.bin/tsx file.ts`) would lose the
+ * socket, so it is run as `node --import <tsx's loader> file.ts` instead; other package runners
+ * (npx, npm exec/run, pnpm, yarn, bunx) are refused with ERR_INVALID_ARG_VALUE before spawning.
  */
 export function spawnWithSocket(command: string, args: readonly string[] = [], options: SpawnWithSocketOptions = {}): ChildWithSocket {
   if (typeof command !== 'string') throw invalidArgType('command', 'a string', command);
   if (!Array.isArray(args)) throw invalidArgType('args', 'an array of strings', args);
   const { fd: requestedFd, type = defaultMessageType, stdio, env, ...spawnOptions } = options;
-  const childFd = requestedFd ?? DEFAULT_CHILD_FD;
-  if (!Number.isInteger(childFd) || childFd < 3 || childFd > 1023) throw outOfRange('options.fd', 'an integer from 3 to 1023', childFd);
+  const childFd = integerOption(requestedFd, 'options.fd', 3, 1023, DEFAULT_CHILD_FD);
   const entries = stdioArray(stdio, childFd);
+  // The tsx CLI and package runners (npx, npm exec) do not pass fd 3 on: run node with tsx's
+  // loader instead of `tsx file.ts`, and refuse the others before anything is spawned.
+  const cwd = spawnOptions.cwd instanceof URL ? fileURLToPath(spawnOptions.cwd) : spawnOptions.cwd ?? process.cwd();
+  const plan = planLaunch(command, args, cwd, env ?? process.env);
+  if (plan !== null && 'refuse' in plan) throw invalidArgValue('command', plan.refuse);
+  const [file, argv] = plan === null ? [command, args] : [plan.command, plan.args];
   const [parentEnd, childEnd] = socketPair(type);
   let child: ChildProcess;
   try {
     entries[childFd] = childEnd.fd;
-    child = spawn(command, args, {
+    child = spawn(file, argv, {
       ...spawnOptions,
       stdio: entries,
       env: { ...(env ?? process.env), [FDPASS_FD_ENV]: String(childFd), [FDPASS_TYPE_ENV]: type },
@@ -82,6 +95,7 @@ export function spawnWithSocket(command: string, args: readonly string[] = [], o
   return { child, socket: parentEnd };
 }
 
+/** spawnWithSocket options, plus the Node binary and its options (as `child_process.fork`). */
 export interface ForkWithSocketOptions extends SpawnWithSocketOptions {
   /** The Node binary (default process.execPath). */
   execPath?: string;
@@ -113,7 +127,8 @@ let inherited: UnixSocket | undefined;
  * `$FDPASS_FD` (default 3). The same socket is returned on every call. The descriptor is made
  * close-on-exec and FDPASS_FD is removed from process.env, so this process's own children
  * neither inherit it nor look for it. Throws ERR_FDPASS_NO_INHERITED_SOCKET when there is no
- * Unix socket there.
+ * Unix socket there, saying what is there instead and which launcher lost it (the tsx CLI and
+ * npx start programs with only stdin, stdout and stderr: use `node --import tsx file.ts`).
  */
 export function inheritedSocket(): UnixSocket {
   if (inherited) return inherited;
@@ -140,5 +155,9 @@ export function inheritedSocket(): UnixSocket {
     if ((err as FdPassError).code !== 'EBADF') throw err;
     what = 'is not open';
   }
-  throw new FdPassError('ERR_FDPASS_NO_INHERITED_SOCKET', `inheritedSocket: fd ${fd} (${origin}) ${what}; start this process with spawnWithSocket() or forkWithSocket(), or give it a socket pair end at that fd`);
+  let fix = launcherHint(fd);
+  if (fix === '' && (value === undefined || value === '')) fix = '; start this process with spawnWithSocket() or forkWithSocket(), or give it a socket pair end at that fd';
+  // FDPASS_FD is set: the parent did use spawnWithSocket, and the socket got lost on the way.
+  else if (fix === '') fix = '; the parent passed a socket (it set FDPASS_FD), so something between it and this process did not pass the descriptor on: a launcher such as the tsx CLI or npx (start node itself: `node --import tsx file.ts`), or a wrapper that closes descriptors';
+  throw new FdPassError('ERR_FDPASS_NO_INHERITED_SOCKET', `inheritedSocket: fd ${fd} (${origin}) ${what}${fix}`);
 }

@@ -11,7 +11,6 @@ export interface Waiter<T> {
   resolve(value: T): void;
   reject(err: unknown): void;
   signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
 }
 
 
@@ -32,6 +31,11 @@ export interface WaitQueueHooks<Op, R> {
  */
 export class WaitQueue<Op extends Waiter<R>, R> {
   readonly ops: Op[] = [];
+  /**
+   * One 'abort' listener per signal, however many queued ops share it: a signal reused for many
+   * pending operations must not pile up listeners (Node warns past 10: MaxListenersExceededWarning).
+   */
+  readonly #bySignal = new Map<AbortSignal, { ops: Set<Op>; listener: () => void }>();
   constructor(
     readonly attempt: (op: Op) => R | typeof AGAIN,
     readonly onChange: () => void,
@@ -67,11 +71,7 @@ export class WaitQueue<Op extends Waiter<R>, R> {
       op.reject(err);
       return promise;
     }
-    if (op.signal) {
-      const signal = op.signal;
-      op.onAbort = () => this.abort(op, signal);
-      signal.addEventListener('abort', op.onAbort, { once: true });
-    }
+    if (op.signal) this.#watchSignal(op, op.signal);
     this.ops.push(op);
     try {
       this.onChange();
@@ -124,8 +124,28 @@ export class WaitQueue<Op extends Waiter<R>, R> {
   }
 
   private left(op: Op): void {
-    if (op.onAbort) op.signal?.removeEventListener('abort', op.onAbort);
+    const signal = op.signal;
+    const entry = signal && this.#bySignal.get(signal);
+    if (entry && entry.ops.delete(op) && entry.ops.size === 0) {
+      signal!.removeEventListener('abort', entry.listener);
+      this.#bySignal.delete(signal!);
+    }
     this.hooks.onLeave?.(op);
+  }
+
+  #watchSignal(op: Op, signal: AbortSignal): void {
+    let entry = this.#bySignal.get(signal);
+    if (entry === undefined) {
+      const ops = new Set<Op>();
+      // Abort in queue order; each abort removes its op (and, with the last one, this listener).
+      const listener = (): void => {
+        for (const queued of [...ops]) this.abort(queued, signal);
+      };
+      entry = { ops, listener };
+      this.#bySignal.set(signal, entry);
+      signal.addEventListener('abort', listener, { once: true });
+    }
+    entry.ops.add(op);
   }
 
   private abort(op: Op, signal: AbortSignal): void {
@@ -140,6 +160,6 @@ export class WaitQueue<Op extends Waiter<R>, R> {
 
 
 export function newWaiter<T>(signal: AbortSignal | undefined): Waiter<T> {
-  return { resolve: noop, reject: noop, signal, onAbort: undefined };
+  return { resolve: noop, reject: noop, signal };
 }
 export function noop(): void {}

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ProcessFdInfo } from '../src/pidfd.js';
-import { expectNoFdLeak, repoRoot, scaled } from './helpers.js';
+import { expectNoFdLeak, repoRoot, requirePeer, scaled } from './helpers.js';
 
 const children = new Set<ChildProcess>();
 afterEach(() => {
@@ -144,6 +144,35 @@ describe('fdpass ls', () => {
     const help = await cli('--help').done;
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('fdpass grab <pid> <fd>');
+  });
+});
+
+describe('fdpass ls without ptrace access to the entries', () => {
+  it('reports each unreadable entry and exits 1 when none could be read (root without CAP_SYS_PTRACE, target running as nobody)', async () => {
+    expect(process.getuid!(), 'this test drops a capability from root').toBe(0);
+    requirePeer('setpriv');
+    // The fd directory of a process owned by nobody can be listed with CAP_DAC_OVERRIDE, but its
+    // entries need ptrace read access, which another uid has only with CAP_SYS_PTRACE.
+    const target = spawn('sleep', ['60'], { stdio: 'ignore', uid: 65534, gid: 65534 });
+    children.add(target);
+    await new Promise((r) => target.once('spawn', r));
+    const pid = String(target.pid);
+    const noPtrace = (...args: string[]): Run => run(['setpriv', '--bounding-set', '-sys_ptrace', process.execPath, '--import', 'tsx', join(repoRoot, 'src/cli.ts'), ...args]);
+    const table = await noPtrace('ls', pid).done;
+    expect(table.code, table.stderr).toBe(1);
+    const rows = table.stdout.trimEnd().split('\n');
+    expect(rows[0]).toMatch(/^FD\s+KIND/);
+    expect(rows.length).toBeGreaterThanOrEqual(4); // 0, 1, 2 at least
+    for (const row of rows.slice(1)) expect(row).toMatch(/^\d+\s+\?\s+-\s+-\s+\(cannot read this entry: EACCES\)$/);
+    expect(table.stderr).toBe(`fdpass: none of the ${rows.length - 1} fds of process ${pid} could be read (EACCES): reading /proc/${pid}/fd/<n> and fdinfo needs ptrace read access to process ${pid} (the same user, or CAP_SYS_PTRACE)\n`);
+    const json = await noPtrace('ls', pid, '--json').done;
+    expect(json.code).toBe(1);
+    const fds = JSON.parse(json.stdout) as ProcessFdInfo[];
+    expect(fds.slice(0, 3)).toEqual([0, 1, 2].map((fd) => ({ fd, kind: 'unknown', target: '', openFlags: [], closeOnExec: false, error: 'EACCES' })));
+    // With the capability, the same listing works.
+    const full = await cli('ls', pid).done;
+    expect(full.code, full.stderr).toBe(0);
+    expect(full.stdout).not.toContain('cannot read');
   });
 });
 

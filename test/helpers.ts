@@ -1,18 +1,27 @@
 /** Shared test helpers: fd accounting, GC pressure, fixture children. */
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { cpSync, existsSync, fstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
+import { readinessDescriptors } from '../src/readiness.js';
 
 export { emulatedArch, emulationLimit, scaled } from './emulation.js';
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
-/** This process's open descriptors (numbers), excluding the one readdir itself used. */
+/**
+ * This process's open descriptors (numbers), excluding the one readdir itself used and the ones
+ * fdpass's readiness backend holds for itself (the 'thread' backend's wake-up pipe, which opens
+ * and closes with activity, a few event-loop turns after it).
+ */
 export function openFds(): number[] {
+  const own = new Set(readinessDescriptors());
   const fds = readdirSync('/proc/self/fd').map(Number);
   return fds.filter((fd) => {
+    if (own.has(fd)) return false;
     try {
       readlinkSync(`/proc/self/fd/${fd}`);
       return true;
@@ -47,6 +56,13 @@ export async function expectNoFdLeak(fn: () => unknown | Promise<unknown>): Prom
   const after = openFds();
   const leaked = after.filter((fd) => !before.has(fd));
   expect(describeOpen(leaked), 'descriptors leaked').toEqual([]);
+}
+
+/** Two descriptors for the same file (device and inode). */
+export function sameFile(a: number, b: number): boolean {
+  const x = fstatSync(a);
+  const y = fstatSync(b);
+  return x.dev === y.dev && x.ino === y.ino;
 }
 
 /** Force a full GC (vitest runs tests with --expose-gc). */
@@ -135,4 +151,39 @@ export async function tcpConnection(): Promise<{ server: net.Server; port: numbe
   const client = net.connect(port, '127.0.0.1');
   await new Promise<void>((r) => client.once('connect', r));
   return { server, port, client, accepted: await connection };
+}
+
+let readable: string | undefined;
+
+/**
+ * A world-readable copy of what a TypeScript fixture run as another user (`spawn(…, { uid })`)
+ * loads: src/, the fixture directories, package.json, and the packages tsx and koffi need. The
+ * checkout itself may be unreadable to that user (a clone under root's home or `mktemp -d`, both
+ * 0700), and a child started as nobody must read its code from somewhere. Made once per test
+ * file, removed when it exits. Run such a child with this directory as `cwd`.
+ */
+export function readableCopy(): string {
+  if (readable !== undefined) return readable;
+  const root = mkdtempSync(join(tmpdir(), 'fdpass-readable-'));
+  process.on('exit', () => rmSync(root, { recursive: true, force: true }));
+  for (const entry of ['package.json', 'tsconfig.json', 'src', 'test/fixtures', 'examples/fixtures']) {
+    cpSync(join(repoRoot, entry), join(root, entry), { recursive: true });
+  }
+  // The packages the loader and the library load, with everything they depend on that is installed.
+  const queue = ['tsx', 'koffi'];
+  const copied = new Set<string>();
+  while (queue.length > 0) {
+    const name = queue.shift()!;
+    const from = join(repoRoot, 'node_modules', name);
+    if (copied.has(name) || !existsSync(from)) continue;
+    copied.add(name);
+    cpSync(from, join(root, 'node_modules', name), { recursive: true });
+    const pkg = JSON.parse(readFileSync(join(from, 'package.json'), 'utf8')) as { dependencies?: object; optionalDependencies?: object };
+    queue.push(...Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies }));
+  }
+  // Whatever the checkout's modes (a umask of 077 makes files 0600): readable and searchable by all.
+  const chmod = spawnSync('chmod', ['-R', 'a+rX', root]);
+  if (chmod.status !== 0) throw new Error(`chmod -R a+rX ${root} failed`);
+  readable = root;
+  return root;
 }

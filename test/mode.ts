@@ -3,8 +3,13 @@
  * docs/platforms.md) makes fdpass use its fallbacks; tests use these where the behaviour
  * legitimately differs: no SEQPACKET (so 'framed' is the message type), no credential messages.
  */
+import { rmSync } from 'node:fs';
+import { encodeUnixAddress } from '../src/address.js';
 import { defaultMessageType } from '../src/connect.js';
-import { platform, socketPair } from '../src/index.js';
+import { createSocket } from '../src/create.js';
+import { adopt, platform, socketPair } from '../src/index.js';
+import { C, E, L, check, sys } from '../src/libc.js';
+import { NOTIFY_MAX_BYTES, listenNotify, type NotifyMessage } from '../src/protocols/systemd.js';
 
 export const MINIMAL = platform.capabilityMode === 'minimal';
 /** The type fdpass picks itself for messages: 'seqpacket', or 'framed' where there is no SEQPACKET. */
@@ -39,4 +44,47 @@ export function seqpacketUnsupported(): boolean {
   }
   if (code !== 'ERR_FDPASS_UNSUPPORTED') throw new Error(`socketPair('seqpacket') without SEQPACKET: expected ERR_FDPASS_UNSUPPORTED, got ${code ?? 'a socket pair'}`);
   return true;
+}
+
+/** A notification as a test reads it: the sender's ids only where the platform has credential messages. */
+export type ReceivedNotification = Omit<NotifyMessage, 'pid' | 'uid' | 'gid'> & { pid?: number; uid?: number; gid?: number };
+
+/**
+ * What tests read sd_notify messages with: listenNotify() — or, where the platform has no
+ * credential messages (listenNotify() then fails with ERR_FDPASS_UNSUPPORTED), a bound datagram
+ * socket read with recv(): the same bytes and fds, and no sender pid/uid/gid (the kernel sends none).
+ */
+export function notifyReceiver(target: string): {
+  address: string;
+  recv(options?: { signal?: AbortSignal }): Promise<ReceivedNotification>;
+  close(): void;
+  [Symbol.dispose](): void;
+} {
+  if (CREDENTIAL_MESSAGES) return listenNotify(target);
+  let code: string | undefined;
+  try {
+    listenNotify(target).close();
+  } catch (err) {
+    code = (err as { code?: string }).code;
+  }
+  if (code !== 'ERR_FDPASS_UNSUPPORTED') throw new Error(`listenNotify() without credential messages: expected ERR_FDPASS_UNSUPPORTED, got ${code ?? 'a listener'}`);
+  const address: { path: string } | { abstract: string } = target.startsWith('@') ? { abstract: target.slice(1) } : { path: target };
+  const { sockaddr, length } = encodeUnixAddress(address, L.sockaddr_un, C, E);
+  const fd = createSocket(C.AF_UNIX, C.SOCK_DGRAM, false);
+  check('bind', sys.bind(fd, sockaddr, length) as number);
+  const sock = adopt(fd);
+  const close = (): void => {
+    sock.close();
+    if ('path' in address) rmSync(address.path, { force: true });
+  };
+  return {
+    address: target,
+    async recv(options) {
+      const m = (await sock.recv({ maxBytes: NOTIFY_MAX_BYTES, signal: options?.signal }))!;
+      const state = m.data.toString();
+      return { state, fields: Object.fromEntries(state.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])), fds: m.fds };
+    },
+    close,
+    [Symbol.dispose]: close,
+  };
 }

@@ -5,13 +5,12 @@ import { createServer, connect as netConnect, type AddressInfo } from 'node:net'
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fd, listen, socketPair, type FdPassError } from '../src/index.js';
 import { PidFd, explainError, listProcessFds, peerPidFdOf, reopenFromProc } from '../src/pidfd.js';
 import { C, check, sys } from '../src/libc.js';
 import { pidfdSyscalls } from '../src/platform/syscalls.js';
-import { expectNoFdLeak, repoRoot, requirePeer } from './helpers.js';
+import { expectNoFdLeak, readableCopy, repoRoot, requirePeer } from './helpers.js';
 
 const osErrno = osConstants.errno as Record<string, number | undefined>;
 const children = new Set<ChildProcess>();
@@ -30,9 +29,11 @@ interface Spawned {
 
 /** Spawn test/fixtures/<name>.ts under tsx with stdin, stdout and stderr pipes. */
 function spawnTsx(name: string, args: string[] = [], options: { uid?: number; gid?: number } = {}): Spawned {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(`./fixtures/${name}.ts`, import.meta.url)), ...args], {
+  // Another user may not be able to read the checkout: such a child runs from a readable copy.
+  const root = options.uid === undefined ? repoRoot : readableCopy();
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, `test/fixtures/${name}.ts`), ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
-    cwd: repoRoot,
+    cwd: root,
     ...options,
   });
   children.add(child);
@@ -296,9 +297,15 @@ describe('sendSignal and exit', () => {
         using pidfd = PidFd.fromChild(s.child);
         const timersBefore = countTimers();
         const exited = pidfd.exited;
+        // While it waits, nothing polls: no timer and no repeating immediate (a backend may use
+        // one immediate to start watching, so look a turn later).
+        await new Promise((r) => setTimeout(r, 10));
         expect(countTimers()).toBe(timersBefore);
         s.child.stdin!.end(); // it exits on its own when stdin ends
         expect(await exited).toEqual({ code: 7, signal: null });
+        // Nothing left behind either: fdpass hands each readiness event over in one setImmediate,
+        // which may still be counted while the continuation it resolved runs; a turn later it is gone.
+        await new Promise((r) => setTimeout(r, 10));
         expect(countTimers()).toBe(timersBefore);
       } finally {
         await stop(s);

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FRAME_HEADER_BYTES, encodeFrameHeader } from '../src/framing.js';
 import { adopt, Fd, pipe, socketPair, spawnWithSocket, type UnixSocket } from '../src/index.js';
-import { catchError, expectNoFdLeak, gc, rejection, repoRoot, requirePeer, spawnFixture } from './helpers.js';
+import { catchError, expectNoFdLeak, gc, rejection, repoRoot, requirePeer, sameFile, spawnFixture } from './helpers.js';
 
 let dir: string;
 let file: string;
@@ -21,12 +21,6 @@ beforeAll(() => {
   fs.writeFileSync(file, 'contents');
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-function sameFile(a: number, b: number): boolean {
-  const x = fs.fstatSync(a);
-  const y = fs.fstatSync(b);
-  return x.dev === y.dev && x.ino === y.ino;
-}
 
 function closeAll(...sockets: UnixSocket[]): void {
   for (const s of sockets) s.close();

@@ -192,7 +192,19 @@ describe('a misbehaving peer: clear errors, every received fd closed', () => {
     await expect(sendFds(a, new Array(254).fill(0))).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
     await expect(recvFds(a, 0)).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
     await expect(sendHandle({} as UnixSocket, 0)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
-    await expect(sendHandle(a, 0, 1.5)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(sendHandle(a, 0, 1.5)).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' }); // Node's convention: a number that is not an integer
+    a.close();
+    b.close();
+  });
+
+  it("refuses a 'framed' socket (Python reads the raw stream; macOS's default for a stream), naming { type: 'stream' }", async () => {
+    const [a, b] = socketPair('framed');
+    for (const call of [() => sendFds(a, [0]), () => sendHandle(a, 0), () => recvFds(a, 1), () => recvHandle(a)]) {
+      const err = await call().then(() => undefined, (e: Error & { code?: string }) => e);
+      expect(err).toMatchObject({ code: 'ERR_FDPASS_WRONG_KIND' });
+      expect(err?.message).toContain("{ type: 'stream' }");
+    }
+    expect(() => b.recvSync({ timeoutMs: 0 })).toThrow(expect.objectContaining({ code: 'ETIMEDOUT' })); // nothing was sent
     a.close();
     b.close();
   });

@@ -11,15 +11,10 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { encodeUnixAddress } from '../src/address.js';
-import { createSocket } from '../src/create.js';
-import { Fd, adopt, connect, pipe, socketPair } from '../src/index.js';
-import { C, E, L, check, sys } from '../src/libc.js';
-import {
-  NOTIFY_MAX_BYTES, listenFds, listenNotify, notify, notifyBarrier, removeStoredFds, storeFds, type NotifyMessage,
-} from '../src/protocols/systemd.js';
+import { Fd, connect, pipe, socketPair } from '../src/index.js';
+import { listenFds, notify, notifyBarrier, removeStoredFds, storeFds } from '../src/protocols/systemd.js';
 import { expectNoFdLeak, requirePeer } from './helpers.js';
-import { CREDENTIAL_MESSAGES, seqpacketUnsupported } from './mode.js';
+import { CREDENTIAL_MESSAGES, notifyReceiver, seqpacketUnsupported } from './mode.js';
 import { Peers, fixture, readUntil, unlessPeerFails, type Peer } from './fixtures/interop-util.js';
 
 const peers = new Peers();
@@ -57,35 +52,6 @@ async function activate(listen: string[], flags: string[], service: string[]): P
   return sa;
 }
 
-type Received = Omit<NotifyMessage, 'pid' | 'uid' | 'gid'> & { pid?: number; uid?: number; gid?: number };
-
-/**
- * What these tests read notifications with: listenNotify() — or, where the platform has no
- * credential messages (listenNotify() then fails with ERR_FDPASS_UNSUPPORTED), a bound datagram
- * socket read with recv(): the same bytes and fds, and no sender pid/uid/gid (the kernel sends none).
- */
-function receiver(target: string): { address: string; recv(): Promise<Received>; [Symbol.dispose](): void } {
-  if (CREDENTIAL_MESSAGES) return listenNotify(target);
-  expect(() => listenNotify(target)).toThrow(expect.objectContaining({ code: 'ERR_FDPASS_UNSUPPORTED' }));
-  const address: { path: string } | { abstract: string } = target.startsWith('@') ? { abstract: target.slice(1) } : { path: target };
-  const { sockaddr, length } = encodeUnixAddress(address, L.sockaddr_un, C, E);
-  const fd = createSocket(C.AF_UNIX, C.SOCK_DGRAM, false);
-  check('bind', sys.bind(fd, sockaddr, length) as number);
-  const sock = adopt(fd);
-  return {
-    address: target,
-    async recv() {
-      const m = (await sock.recv({ maxBytes: NOTIFY_MAX_BYTES }))!;
-      const state = m.data.toString();
-      return { state, fields: Object.fromEntries(state.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])), fds: m.fds };
-    },
-    [Symbol.dispose]() {
-      sock.close();
-      if ('path' in address) rmSync(address.path, { force: true });
-    },
-  };
-}
-
 /** The sender's pid as the receiver can know it: from the kernel, or not at all. */
 const fromPid = (pid: number | undefined): number | undefined => (CREDENTIAL_MESSAGES ? pid : undefined);
 
@@ -117,7 +83,7 @@ describe('socket activation by systemd-socket-activate', () => {
     await expectNoFdLeak(async () => {
       const path = join(dir, `web-${unique()}.sock`);
       const abstract = `fdpass-test-${unique()}`;
-      using notifications = receiver(join(dir, `notify-${unique()}.sock`));
+      using notifications = notifyReceiver(join(dir, `notify-${unique()}.sock`));
       let sa: Peer | undefined;
       let port = 0;
       for (let attempt = 0; attempt < 3 && !sa; attempt++) {
@@ -370,7 +336,7 @@ describe('notify() and friends, checked by a receiving socket (what systemd read
 
   it("the receiver reads real systemd-notify exactly: READY/STATUS, then sd_notify_barrier's BARRIER=1 with a pipe", async () => {
     await expectNoFdLeak(async () => {
-      using rx = receiver(join(dir, `sn-${unique()}.sock`));
+      using rx = notifyReceiver(join(dir, `sn-${unique()}.sock`));
       const sn = peers.start('systemd-notify', ['--ready', '--status=warming up'], { env: { NOTIFY_SOCKET: rx.address } });
       const first = await unlessPeerFails(sn, rx.recv());
       expect(first).toMatchObject({ state: 'READY=1\nSTATUS=warming up', fds: [] });
@@ -391,7 +357,7 @@ describe('notify() and friends, checked by a receiving socket (what systemd read
 
   it('notify() sends the same datagram as systemd-notify, from this pid', async () => {
     await expectNoFdLeak(async () => {
-      using rx = receiver(join(dir, `n-${unique()}.sock`));
+      using rx = notifyReceiver(join(dir, `n-${unique()}.sock`));
       process.env.NOTIFY_SOCKET = rx.address;
       expect(await notify('READY=1\nSTATUS=warming up')).toBe(true);
       const ours = await rx.recv();
@@ -410,7 +376,7 @@ describe('notify() and friends, checked by a receiving socket (what systemd read
 
   it('storeFds() sends FDSTORE=1 + FDNAME with the fds; removeStoredFds() sends FDSTOREREMOVE=1', async () => {
     await expectNoFdLeak(async () => {
-      using rx = receiver(join(dir, `fs-${unique()}.sock`));
+      using rx = notifyReceiver(join(dir, `fs-${unique()}.sock`));
       const path = join(dir, 'stored.txt');
       writeFileSync(path, 'kept across restarts');
       const file = new Fd(openSync(path, 'r'));
@@ -437,7 +403,7 @@ describe('notify() and friends, checked by a receiving socket (what systemd read
 
   it("an '@abstract' NOTIFY_SOCKET; unsetEnv removes NOTIFY_SOCKET; no NOTIFY_SOCKET resolves false", async () => {
     await expectNoFdLeak(async () => {
-      using rx = receiver(`@fdpass-notify-${unique()}`);
+      using rx = notifyReceiver(`@fdpass-notify-${unique()}`);
       expect(rx.address).toMatch(/^@fdpass-notify-/);
       process.env.NOTIFY_SOCKET = rx.address;
       expect(await notify('WATCHDOG=1', null, { unsetEnv: true })).toBe(true);
@@ -452,7 +418,7 @@ describe('notify() and friends, checked by a receiving socket (what systemd read
 
   it('notifyBarrier() resolves only after the manager closes the pipe; times out or aborts otherwise', async () => {
     await expectNoFdLeak(async () => {
-      using rx = receiver(join(dir, `b-${unique()}.sock`));
+      using rx = notifyReceiver(join(dir, `b-${unique()}.sock`));
       process.env.NOTIFY_SOCKET = rx.address;
       let settled = false;
       const barrier = notifyBarrier().then((v) => ((settled = true), v));
@@ -505,7 +471,7 @@ describe('notify() and friends, checked by a receiving socket (what systemd read
 
   it('a datagram longer than systemd reads is refused by the receiver, its fds closed', async () => {
     await expectNoFdLeak(async () => {
-      using rx = receiver(join(dir, `big-${unique()}.sock`));
+      using rx = notifyReceiver(join(dir, `big-${unique()}.sock`));
       const sender = await connect({ path: rx.address, type: 'dgram' });
       const [r, w] = pipe();
       await sender.send('X'.repeat(5000), [w, r]);

@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adopt, connectSync, Fd, FdPassError, listen, platform, socketPair, UnixSocket, type Message, type SocketType } from '../src/index.js';
-import { catchError, expectNoFdLeak, fdCount, rejection, repoRoot, spawnFixture, tcpConnection } from './helpers.js';
+import { catchError, expectNoFdLeak, fdCount, rejection, repoRoot, sameFile, spawnFixture, tcpConnection } from './helpers.js';
 import { MESSAGE_TYPE, MINIMAL } from './mode.js';
 
 /** Every type this platform has: its message type ('seqpacket', or 'framed' without SEQPACKET), 'framed' always. */
@@ -35,12 +35,6 @@ beforeAll(() => {
   fs.writeFileSync(file, 'contents');
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-function sameFile(a: number, b: number): boolean {
-  const x = fs.fstatSync(a);
-  const y = fs.fstatSync(b);
-  return x.dev === y.dev && x.ino === y.ino;
-}
 
 function codeOf(fn: () => unknown): string | undefined {
   try {

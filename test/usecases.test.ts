@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { forkWithSocket, listen, type ChildWithSocket, type UnixSocket } from '../src/index.js';
-import { expectNoFdLeak, openFds, repoRoot } from './helpers.js';
+import { expectNoFdLeak, openFds, readableCopy, repoRoot } from './helpers.js';
 
 const example = (name: string): URL => new URL(`../examples/fixtures/${name}.ts`, import.meta.url);
 const quiet = { cwd: repoRoot, execArgv: [] as string[], stdio: ['ignore', 'ignore', 'inherit'] as ('ignore' | 'inherit')[] };
@@ -236,8 +236,10 @@ describe('privilege-separating broker', () => {
         })();
 
         const runClient = async (as: { uid: number; gid: number }): Promise<Record<string, any>[]> => {
-          const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(example('broker-client')), socketPath, secretPath, 'secret.txt'], {
-            cwd: repoRoot, uid: as.uid, gid: as.gid, stdio: ['ignore', 'pipe', 'pipe'],
+          // The client, running as another user, loads its code from a copy that user can read.
+          const readable = readableCopy();
+          const child = spawn(process.execPath, ['--import', 'tsx', join(readable, 'examples/fixtures/broker-client.ts'), socketPath, secretPath, 'secret.txt'], {
+            cwd: readable, uid: as.uid, gid: as.gid, stdio: ['ignore', 'pipe', 'pipe'],
           });
           children.add(child);
           let out = '';

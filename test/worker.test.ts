@@ -16,6 +16,9 @@ describe('worker threads', () => {
         workerData: { fd: theirs.release(), count, module: new URL('./fixtures/worker-echo.ts', import.meta.url).href },
       });
       const done = once(worker, 'message');
+      // Listen for 'exit' now: it may be emitted in the same turn as 'message', before code that
+      // awaits `done` runs again (Node 26 delivers them so), and a later once() would miss it.
+      const exited = once(worker, 'exit');
       const file = openSync('/etc/hostname', 'r');
       const expected = readFileSync('/etc/hostname', 'utf8');
       const sends: Promise<number>[] = [];
@@ -35,7 +38,7 @@ describe('worker threads', () => {
       await Promise.all(sends);
       expect(got).toEqual(Array.from({ length: count }, (_, i) => `m${i}`));
       expect((await done)[0]).toEqual({ echoed: count });
-      await once(worker, 'exit');
+      await exited;
       expect(await ours.recv()).toBeNull(); // the worker closed its end
       ours.close();
       closeSync(file);

@@ -19,11 +19,13 @@ import { UnixSocket, type Message, type SignalOptions } from '../socket.js';
 /** runc's utils.MaxNameLen: a name must be shorter than this. */
 export const MAX_NAME_LENGTH = 4096;
 
+/** Options of `receiveConsole()`. */
 export interface ReceiveConsoleOptions extends SignalOptions {
   /** Reject (and close) a descriptor that is not a terminal. Default true. */
   requireTty?: boolean;
 }
 
+/** The console a container runtime sent: the pty master and the name sent with it. */
 export interface ReceivedConsole {
   /** The pty master: read the container's output from it, write its input to it. */
   fd: Fd;

@@ -12,12 +12,14 @@
  *   recv_handle(conn) = recvfds(..., 1)[0]
  * `destination_pid` is only used on Windows (DuplicateHandle); on Unix it is ignored.
  */
+import { integerOption } from '../args.js';
 import { FdPassError, invalidArgType, outOfRange } from '../errors.js';
 import type { Fd } from '../fd.js';
 import { C } from '../libc.js';
 import type { FdLike } from '../fdlike.js';
 import { UnixSocket, type SignalOptions } from '../socket.js';
 
+/** Options of the multiprocessing helpers: `signal`, and CPython's acknowledgement byte. */
 export interface HandleOptions extends SignalOptions {
   /**
    * CPython's acknowledgement byte (`b'A'` sent by the receiver after each message). CPython
@@ -37,6 +39,10 @@ function protocolError(message: string): FdPassError {
 function checkSocket(socket: unknown): UnixSocket {
   if (!(socket instanceof UnixSocket)) {
     throw invalidArgType('socket', 'a UnixSocket (wrap an inherited Connection fd with adopt(fd))', socket);
+  }
+  // Python writes the raw stream; fdpass's frame headers would be read as its payload bytes.
+  if (socket.type === 'framed') {
+    throw new FdPassError('ERR_FDPASS_WRONG_KIND', "multiprocessing speaks a raw byte stream, and this socket is 'framed': open it as { type: 'stream' } (adopt(fd, { type: 'stream' }), connect({ path, type: 'stream' }))");
   }
   return socket;
 }
@@ -75,9 +81,7 @@ export async function sendFds(socket: UnixSocket, fds: readonly FdLike[], option
  * `destinationPid` exists for signature parity; CPython ignores it on Unix, and so does this.
  */
 export async function sendHandle(socket: UnixSocket, handle: FdLike, destinationPid?: number, options?: HandleOptions): Promise<void> {
-  if (destinationPid !== undefined && (typeof destinationPid !== 'number' || !Number.isInteger(destinationPid))) {
-    throw invalidArgType('destinationPid', 'an integer process id', destinationPid);
-  }
+  integerOption(destinationPid, 'destinationPid', 1, 0x3fffffff, 0);
   await sendFds(socket, [handle], options);
 }
 
@@ -90,9 +94,8 @@ export async function sendHandle(socket: UnixSocket, handle: FdLike, destination
  */
 export async function recvFds(socket: UnixSocket, size: number, options?: HandleOptions): Promise<Fd[]> {
   checkSocket(socket);
-  if (typeof size !== 'number' || !Number.isInteger(size) || size < 1 || size > C.SCM_MAX_FD) {
-    throw outOfRange('size', `an integer from 1 to ${C.SCM_MAX_FD}`, size);
-  }
+  if (size === undefined) throw invalidArgType('size', 'a number', size);
+  integerOption(size, 'size', 1, C.SCM_MAX_FD, 0);
   const acknowledge = acknowledgeOf(options);
   const signal = options?.signal;
   // One byte, as CPython reads: on a stream socket the next message's byte stays queued.

@@ -13,7 +13,7 @@
  */
 import { chmodSync, fstatSync, lstatSync, readSync, unlinkSync } from 'node:fs';
 import { once } from 'node:events';
-import net from 'node:net';
+import * as net from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { encodeUnixAddress } from '../address.js';
 import { FdPassError, abortError, invalidArgType, invalidArgValue, outOfRange } from '../errors.js';
@@ -24,7 +24,7 @@ import type { FdLike } from '../fdlike.js';
 import { describeKind, toNetServer } from '../node.js';
 import { PidFd } from '../pidfd.js';
 import { Watcher } from '../poll.js';
-import type { SignalOptions } from '../args.js';
+import { integerOption, timeoutOption, toFdNumbers, type SignalOptions } from '../args.js';
 import { adopt, connect } from '../connect.js';
 import { UnixSocket } from '../socket.js';
 
@@ -42,11 +42,16 @@ function envError(message: string): FdPassError {
 
 /** A descriptor passed by the service manager, with its name from LISTEN_FDNAMES ("unknown" when none was given). */
 export class ListenFd extends Fd {
-  constructor(fd: number, readonly name: string) {
+  constructor(
+    fd: number,
+    /** The name from LISTEN_FDNAMES (FileDescriptorName= in the .socket unit), or "unknown". */
+    readonly name: string,
+  ) {
     super(fd);
   }
 }
 
+/** Options of `listenFds()`. */
 export interface ListenFdsOptions {
   /**
    * Remove LISTEN_PID, LISTEN_PIDFDID, LISTEN_FDS and LISTEN_FDNAMES from the environment (in
@@ -134,12 +139,15 @@ function isStreamListener(desc: FdDescription): boolean {
   return desc.kind === 'socket' && s !== undefined && s.listening && s.type === 'stream' && (s.family === 'inet' || s.family === 'inet6' || s.family === 'unix');
 }
 
+/** One socket-activated listener from `listenServers()`: its name and its listening net.Server. */
 export interface ActivatedServer {
   /** The descriptor's name (LISTEN_FDNAMES; FileDescriptorName= in the .socket unit). */
   name: string;
+  /** A net.Server (or the server createServer made) listening on the descriptor. */
   server: net.Server;
 }
 
+/** Options of `listenServers()`. */
 export interface ListenServersOptions extends ListenFdsOptions {
   /** Make the server for each descriptor (e.g. `() => http.createServer(app)`). Default `net.createServer()`. */
   createServer?: (name: string) => net.Server;
@@ -182,8 +190,10 @@ export async function listenServers(options?: ListenServersOptions): Promise<Act
 // ---------------------------------------------------------------------------------------------
 // sd_notify
 
+/** An sd_notify message: 'READY=1\nSTATUS=…' text, or `{ READY: 1, STATUS: '…' }`. */
 export type NotifyState = string | Readonly<Record<string, string | number | boolean>>;
 
+/** Options of `notify()`, `storeFds()` and `removeStoredFds()`. */
 export interface NotifyOptions {
   /** Remove NOTIFY_SOCKET from the environment afterwards (sd_notify's unset_environment). Default false. */
   unsetEnv?: boolean;
@@ -229,6 +239,7 @@ function parseNotifyAddress(address: string): { path: string } | { abstract: str
  */
 export async function notify(state: NotifyState, fds?: readonly FdLike[] | null, options?: NotifyOptions): Promise<boolean> {
   const text = formatState(state);
+  const fdNumbers = toFdNumbers(fds); // bad fds fail here, before anything is connected or sent
   const unsetEnv = options?.unsetEnv ?? false;
   try {
     const address = options?.socket ?? process.env.NOTIFY_SOCKET;
@@ -236,7 +247,7 @@ export async function notify(state: NotifyState, fds?: readonly FdLike[] | null,
     const target = parseNotifyAddress(address);
     const sock = await connect({ ...target, type: 'dgram' });
     try {
-      await sock.send(text, fds);
+      await sock.send(text, fdNumbers);
     } finally {
       sock.close();
     }
@@ -255,7 +266,8 @@ function checkFdName(name: unknown): string {
 
 /** Keep `fds` in the service manager's fd store (FDSTORE=1, FDNAME=name); they come back as listenFds() on restart. */
 export function storeFds(fds: readonly FdLike[], name?: string, options?: NotifyOptions): Promise<boolean> {
-  if (!Array.isArray(fds) || fds.length === 0) return Promise.reject(invalidArgValue('fds', 'must be a non-empty array'));
+  if (!Array.isArray(fds)) return Promise.reject(invalidArgType('fds', 'an array of fds', fds));
+  if (fds.length === 0) return Promise.reject(invalidArgValue('fds', 'must be a non-empty array'));
   let state = 'FDSTORE=1';
   try {
     if (name !== undefined) state += `\nFDNAME=${checkFdName(name)}`;
@@ -274,6 +286,7 @@ export function removeStoredFds(name: string, options?: NotifyOptions): Promise<
   }
 }
 
+/** Options of `notifyBarrier()`. */
 export interface BarrierOptions extends NotifyOptions, SignalOptions {
   /** Give up with ETIMEDOUT after this long (default 5000, as systemd-notify; Infinity waits forever). */
   timeoutMs?: number;
@@ -285,11 +298,8 @@ export interface BarrierOptions extends NotifyOptions, SignalOptions {
  * the read end (the manager closes its copy after reading). False when there is no NOTIFY_SOCKET.
  */
 export async function notifyBarrier(options?: BarrierOptions): Promise<boolean> {
-  const timeoutMs = options?.timeoutMs ?? 5000;
-  // setTimeout cannot wait longer than 2^31-1 ms (it fires at once instead): say so.
-  if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0) || (timeoutMs > 0x7fffffff && timeoutMs !== Infinity)) {
-    throw outOfRange('options.timeoutMs', 'a number from 0 to 2147483647, or Infinity', timeoutMs);
-  }
+  // -1: forever (Infinity). setTimeout cannot wait longer than 2^31-1 ms, which timeoutOption enforces.
+  const timeoutMs = options?.timeoutMs === undefined ? 5000 : timeoutOption(options.timeoutMs);
   const signal = options?.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an AbortSignal', signal);
   if (signal?.aborted) throw abortError(signal);
@@ -349,7 +359,7 @@ function waitForEof(fd: number, timeoutMs: number, signal: AbortSignal | undefin
       }
     });
     watcher.want(true, false);
-    if (timeoutMs !== Infinity) {
+    if (timeoutMs >= 0) {
       timer = setTimeout(() => finish(new FdPassError('ETIMEDOUT', `notifyBarrier ETIMEDOUT: the service manager did not close the barrier pipe within ${timeoutMs} ms`, { syscall: 'poll', errno: ETIMEDOUT })), timeoutMs);
     }
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -359,6 +369,7 @@ function waitForEof(fd: number, timeoutMs: number, signal: AbortSignal | undefin
 // ---------------------------------------------------------------------------------------------
 // The receiving side
 
+/** One notification a NotifyListener received, with the sender's kernel-checked identity. */
 export interface NotifyMessage {
   /** The datagram as text ("READY=1\nSTATUS=…"). */
   state: string;
@@ -366,9 +377,11 @@ export interface NotifyMessage {
   fields: Record<string, string>;
   /** Descriptors that came with it (FDSTORE=1, BARRIER=1), owned by the caller. */
   fds: Fd[];
-  /** The sender, checked by the kernel (SCM_CREDENTIALS). */
+  /** The sender's pid, checked by the kernel (SCM_CREDENTIALS). */
   pid: number;
+  /** The sender's uid, checked by the kernel. */
   uid: number;
+  /** The sender's gid, checked by the kernel. */
   gid: number;
 }
 
@@ -408,6 +421,7 @@ export class NotifyListener {
     return { state, fields: parseFields(state), fds: msg.fds, pid: cred.pid, uid: cred.uid, gid: cred.gid };
   }
 
+  /** True after close(). */
   get closed(): boolean {
     return this.#socket.closed;
   }
@@ -427,13 +441,17 @@ export class NotifyListener {
     }
   }
 
+  /** close(), for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }
 }
 
+/** Where `listenNotify()` binds (`path` or `abstract`), and the socket file's mode. */
 export interface ListenNotifyOptions {
+  /** A socket file to bind (created with `mode`). */
   path?: string;
+  /** A Linux abstract name instead (no file; anyone in the network namespace can send). */
   abstract?: string;
   /** Permissions of the socket file (default 0o600: only this user's processes can notify). */
   mode?: number;
@@ -445,16 +463,9 @@ export interface ListenNotifyOptions {
  * `NOTIFY_SOCKET=listener.address`.
  */
 export function listenNotify(target: string | ListenNotifyOptions): NotifyListener {
-  if (CREDENTIALS === null) {
-    throw unsupported(
-      'listenNotify() (it reads each sender\'s pid, uid and gid from credential messages)',
-      'a supervisor on this platform must identify its children another way, e.g. one socketPair() per child',
-    );
-  }
   const options: ListenNotifyOptions = typeof target === 'string' ? (target.startsWith('@') ? { abstract: target.slice(1) } : { path: target }) : target;
   if (options === null || typeof options !== 'object') throw invalidArgType('target', 'a path string or an options object', target);
-  const mode = options.mode ?? 0o600;
-  if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) throw outOfRange('options.mode', 'an integer from 0 to 0o777', mode);
+  const mode = integerOption(options.mode, 'options.mode', 0, 0o777, 0o600);
   let address: { path: string } | { abstract: string };
   if (options.abstract !== undefined) {
     if (options.path !== undefined) throw invalidArgValue('target', 'must have either path or abstract, not both');
@@ -463,6 +474,12 @@ export function listenNotify(target: string | ListenNotifyOptions): NotifyListen
   } else if (typeof options.path === 'string') {
     address = { path: resolvePath(options.path) };
   } else throw invalidArgType('target.path', 'a string', options.path);
+  if (CREDENTIALS === null) {
+    throw unsupported(
+      'listenNotify() (it reads each sender\'s pid, uid and gid from credential messages)',
+      'a supervisor on this platform must identify its children another way, e.g. one socketPair() per child',
+    );
+  }
   const { sockaddr, length } = encodeUnixAddress(address, L.sockaddr_un, C, E);
   const fd = createSocket(C.AF_UNIX, C.SOCK_DGRAM, false);
   let created: { path: string; dev: number; ino: number } | undefined;
