@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { scaled } from './test/emulation.js';
 
 export default defineConfig({
   test: {
@@ -6,7 +7,8 @@ export default defineConfig({
     // Child processes, so /proc/self/fd is this test file's own, and gc() is available.
     pool: 'forks',
     execArgv: ['--expose-gc'],
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
+    // Longer under qemu (scripts/cross/run.sh); unchanged natively.
+    testTimeout: scaled(30_000),
+    hookTimeout: scaled(30_000),
   },
 });

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fdpass from '../src/index.js';
-import { catchError, expectNoFdLeak, repoRoot } from './helpers.js';
+import { catchError, expectNoFdLeak, repoRoot, scaled } from './helpers.js';
 import { MESSAGE_TYPE, notifyReceiver } from './mode.js';
 
 const {
@@ -341,7 +341,7 @@ describe('bad numbers at every public entry', () => {
     // And the table names nothing that does not exist (a renamed parameter must be renamed here).
     expect([...Object.keys(cases), ...Object.keys(notArguments)].filter((key) => !found.includes(key))).toEqual([]);
     expect(found.length).toBeGreaterThan(50);
-  }, 60_000);
+  }, scaled(60_000));
 
   for (const [key, c] of Object.entries(cases)) {
     it(key, async () => {

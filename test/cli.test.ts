@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ProcessFdInfo } from '../src/pidfd.js';
-import { expectNoFdLeak, repoRoot, requirePeer } from './helpers.js';
+import { expectNoFdLeak, repoRoot, requirePeer, scaled } from './helpers.js';
 
 const children = new Set<ChildProcess>();
 afterEach(() => {
@@ -248,5 +248,5 @@ describe('bin/fdpass.js', () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
-  }, 120_000);
+  }, scaled(120_000));
 });

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Fd, listen, socketPair, adopt, type FdLike, type UnixSocket } from '../src/index.js';
-import { expectNoFdLeak, requirePeer, spawnFixture, type Fixture } from './helpers.js';
+import { expectNoFdLeak, requirePeer, spawnFixture, type Fixture, scaled } from './helpers.js';
 import { MESSAGE_KERNEL_TYPE, MESSAGE_TYPE, MINIMAL, PEER_MESSAGE_TYPE, SOCKET_TYPE_ENV, kernelStream } from './mode.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -269,7 +269,7 @@ describe('passing every kind of descriptor to a child process', () => {
         expect(report('memfd')).toMatchObject({ kind: 'memfd', content: `memfd content written by python ${py.pid}`, deleted: true });
         expect(report('eventfd')).toMatchObject({ kind: 'eventfd', bytes: 8, counter: '42' });
       });
-    }, 60_000);
+    }, scaled(60_000));
   }
 });
 
@@ -477,7 +477,7 @@ describe('async pipelining across processes', () => {
         leaked: [], // every received fd was closed
       });
     });
-  }, 120_000);
+  }, scaled(120_000));
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -535,7 +535,7 @@ describe('many sockets at once', () => {
       // The child's own accounting: 1,000 sockets + file B open at once, all closed at the end.
       expect(lines.all[1]).toEqual({ ok: count, errors: [], owned: count + 1, stillOpen: [], leaked: [] });
     });
-  }, 120_000);
+  }, scaled(120_000));
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { repoRoot } from './helpers.js';
+import { repoRoot, scaled } from './helpers.js';
 
 describe('under --stress-compaction (V8 moves objects at every GC)', () => {
   it('payloads and fds survive thousands of collections, sync and async, on both sides of the scratch buffer', async () => {
@@ -19,5 +19,5 @@ describe('under --stress-compaction (V8 moves objects at every GC)', () => {
     expect({ code, signal, stderr: stderr.slice(-2000) }).toEqual({ code: 0, signal: null, stderr: expect.any(String) });
     // Two socket types; per type `iterations` sync and `iterations / 4` async round trips.
     expect(JSON.parse(stdout.trim().split('\n').pop()!)).toEqual({ checked: 2 * (iterations + iterations / 4) });
-  }, 120_000);
+  }, scaled(120_000));
 });

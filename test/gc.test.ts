@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { socketPair, type Fd, type Payload, type UnixSocket } from '../src/index.js';
 import { MESSAGE_TYPE } from './mode.js';
-import { expectNoFdLeak, gc, repoRoot } from './helpers.js';
+import { expectNoFdLeak, gc, repoRoot, scaled } from './helpers.js';
 
 const SIZES = [1, 13, 200, 4095, 4096, 4097, 5000, 20_000, 65_536];
 const FILES = 3;
@@ -291,7 +291,7 @@ describe('GC pressure', () => {
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    const guard = setTimeout(() => child.kill('SIGKILL'), 25_000);
+    const guard = setTimeout(() => child.kill('SIGKILL'), scaled(25_000));
     const [code_, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('close', (c, s) => r([c, s])));
     clearTimeout(guard);
     expect(stderr).toBe('');

@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { readinessDescriptors } from '../src/readiness.js';
 
+export { emulatedArch, emulationLimit, scaled } from './emulation.js';
+
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
 /**

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listen } from '../src/index.js';
 import { receiveConsole } from '../src/protocols/console.js';
-import { expectNoFdLeak, requirePeer } from './helpers.js';
+import { expectNoFdLeak, requirePeer, scaled } from './helpers.js';
 import { readUntil } from './fixtures/interop-util.js';
 
 let dir: string;
@@ -59,5 +59,5 @@ describe('receiveConsole with the real runc', () => {
         spawnSync('runc', ['delete', '--force', containerId], { stdio: 'ignore' });
       }
     });
-  }, 60_000);
+  }, scaled(60_000));
 });

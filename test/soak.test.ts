@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { soak } from '../bench/soak.js';
 import { listen, type UnixSocket } from '../src/index.js';
 import { C, sys } from '../src/libc.js';
-import { expectNoFdLeak, fdCount } from './helpers.js';
+import { expectNoFdLeak, fdCount, scaled } from './helpers.js';
 import { Peers, cleanExit, fixture, unlessPeerFails } from './fixtures/interop-util.js';
 
 const peers = new Peers();
@@ -35,7 +35,7 @@ describe('soak', () => {
       expect(end.child.fds).toBe(start.child.fds);
       expect(lines.at(-1)).toMatch(/^OK/);
     });
-  }, 60_000);
+  }, scaled(60_000));
 });
 
 describe('load', () => {
@@ -97,5 +97,5 @@ describe('load', () => {
       closeSync(serverFd);
       server.close();
     });
-  }, 60_000);
+  }, scaled(60_000));
 });

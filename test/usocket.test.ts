@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { listen, pipe, socketPair, UnixStream, UnixStreamServer, UServer, USocket, type ReadWithFds } from '../src/index.js';
-import { catchError, expectNoFdLeak, gc, repoRoot, requirePeer, spawnFixture, type Fixture } from './helpers.js';
+import { catchError, expectNoFdLeak, gc, repoRoot, requirePeer, scaled, spawnFixture, type Fixture } from './helpers.js';
 
 const running = new Set<ChildProcess>();
 afterEach(() => {
@@ -621,7 +621,10 @@ describe('USocket across processes', () => {
     await expectNoFdLeak(async () => {
       const path = sockPath();
       const server = await listening(path);
-      const py = spawn('python3', [join(repoRoot, 'test/fixtures/usocket-fd-counter.py'), path, '0.5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // The reader sleeps this long before reading (longer under emulation, where filling `big`
+      // alone takes a good part of 500 ms).
+      const delayMs = scaled(500);
+      const py = spawn('python3', [join(repoRoot, 'test/fixtures/usocket-fd-counter.py'), path, String(delayMs / 1000)], { stdio: ['ignore', 'pipe', 'pipe'] });
       running.add(py);
       let stdout = '';
       let stderr = '';
@@ -638,8 +641,11 @@ describe('USocket across processes', () => {
       const firstDone = new Promise<number>((r) => conn.write({ data: big, fds: [fds[0]], callback: () => r(Date.now() - t0) }));
       conn.write({ data: second, fds: [fds[1], fds[2]] });
       conn.end();
+      // Listening before the first callback: when the reader drains fast, 'finish' comes in the
+      // same turn as that callback.
+      const finished = once(conn, 'finish');
       waited = await firstDone;
-      await once(conn, 'finish');
+      await finished;
       fds.forEach((fd) => closeSync(fd));
       expect(await exited).toBe(0);
       expect(stderr).toBe('');
@@ -654,8 +660,8 @@ describe('USocket across processes', () => {
       expect(chunks[1]).toEqual(chunks[2]);
       expect(chunks[1][0]).toBeLessThanOrEqual(big.length);
       expect(chunks[1][1]).toBeGreaterThan(big.length);
-      // The 4 MiB write went in parts: its callback waited for the reader (which slept 500 ms).
-      expect(waited).toBeGreaterThan(300);
+      // The 4 MiB write went in parts: its callback waited for the reader (which slept delayMs).
+      expect(waited).toBeGreaterThan(delayMs * 0.6);
       await destroyBoth(conn);
       server.close();
     });

