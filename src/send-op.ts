@@ -3,11 +3,12 @@ import { constants as osConstants } from 'node:os';
 import type { Credentials } from './cmsg.js';
 import { FdPassError, errnoName, errnoNumber, notOpenError } from './errors.js';
 import { dupCloexec } from './fd.js';
-import { C, closeQuietly, sys } from './libc.js';
+import { C, closeQuietly, lastErrno, sys } from './libc.js';
 import type { HandOff } from './node.js';
 import { noop, type Waiter } from './wait-queue.js';
 
-const { EBADF, EPERM, EMSGSIZE } = osConstants.errno;
+const { EBADF, EINVAL, EPERM, EMSGSIZE } = osConstants.errno;
+const F_DUPFD_CLOEXEC = C.F_DUPFD_CLOEXEC;
 const ETOOMANYREFS = errnoNumber('ETOOMANYREFS');
 
 function isOpen(fd: number): boolean {
@@ -71,8 +72,32 @@ export function settleHandOff(handOff: HandOff, fdsSent: boolean): void {
 
 /** close-on-exec duplicates of `fds`; on failure closes the ones made and throws. */
 export function dupAll(fds: readonly number[]): number[] {
+  // A duplicate takes the lowest free number at or above the minimum it is given. Above every
+  // number in the message, it can never take the number of a later entry that is closed — that
+  // entry would then silently send the duplicate instead of failing. One fcntl per fd, no checks
+  // before.
+  let max = 0;
+  for (let i = 0; i < fds.length; i++) if (fds[i] > max) max = fds[i];
+  const out = new Array<number>(fds.length);
+  for (let i = 0; i < fds.length; i++) {
+    const d = sys.fcntl(fds[i], F_DUPFD_CLOEXEC, 'int', max + 1) as number;
+    if (d >= 0) {
+      out[i] = d;
+      continue;
+    }
+    const errno = lastErrno();
+    for (let j = 0; j < i; j++) closeQuietly(out[j]);
+    if (errno === EBADF) throw notOpenError('fcntl', fds[i], '', `fds[${i}]`);
+    // EINVAL: numbers that high are past RLIMIT_NOFILE. Check them all first, then dup anywhere.
+    if (errno === EINVAL) return dupAllChecked(fds);
+    throw FdPassError.fromErrno('fcntl', errno);
+  }
+  return out;
+}
+
+function dupAllChecked(fds: readonly number[]): number[] {
   // Every fd must be open before the first dup: a duplicate takes the lowest free number, which
-  // may be a closed number later in the list — that entry would then silently send the duplicate.
+  // may be a closed number later in the list.
   const closed = fds.findIndex((fd) => !isOpen(fd));
   if (closed >= 0) throw notOpenError('fcntl', fds[closed], '', `fds[${closed}]`);
   const out: number[] = [];
