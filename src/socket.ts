@@ -12,7 +12,7 @@ import { RecvBuffers, SendBuffers, recvmsgAt, sendmsgAt } from './msghdr.js';
 import { prepareHandOff, type HandOff } from './node.js';
 import { POLLIN, POLLOUT, Watcher, waitSync } from './poll.js';
 import { peerPidFdOf, type PidFd } from './pidfd.js';
-import { SendOp, dupAll, partialSendError, sendError, settleHandOff } from './send-op.js';
+import { SendOp, keepFds, letGoFds, partialSendError, sendError, settleHandOff } from './send-op.js';
 import { peerCredentials, setIntOption } from './sockopt.js';
 import { AGAIN, WaitQueue, noop, type Waiter } from './wait-queue.js';
 
@@ -381,19 +381,14 @@ export class UnixSocket {
           err.message += ` after ${op.offset} of ${op.data.length} bytes were written (the socket can no longer send)`;
           this.#breakSending(op);
         },
-        // A waiting send holds its own duplicates: the caller may close (and the number be
-        // reused for another file) before the message goes, and the peer must still get the
-        // file that was passed.
+        // A waiting send keeps what it passes: the caller may close (and the number be reused
+        // for another file) before the message goes, and the peer must still get the file that
+        // was passed (see keepFds).
         onQueue: (op) => {
-          if (op.started || op.fds.length === 0) return;
-          op.fds = dupAll(op.fds);
-          op.ownsFds = true;
+          if (op.started || op.fds.length === 0) op.sources = null;
+          else keepFds(op);
         },
-        onLeave: (op) => {
-          if (!op.ownsFds) return;
-          for (const fd of op.fds) closeQuietly(fd);
-          op.ownsFds = false;
-        },
+        onLeave: letGoFds,
       },
     );
     this.#recvs = new WaitQueue<RecvOp, RecvResult>(
@@ -450,7 +445,7 @@ export class UnixSocket {
       const signal = checkSignal(options);
       if (signal?.aborted) return Promise.reject(abortError(signal));
       const fdNumbers = fdNumbersOf(fds);
-      op = new SendOp(this.#message(toPayload(data), fdNumbers), fdNumbers, signal, options === undefined ? undefined : credentialsOption(options.credentials));
+      op = new SendOp(this.#message(toPayload(data), fdNumbers), fdNumbers, signal, options === undefined ? undefined : credentialsOption(options.credentials), fdNumbers === fds ? null : fds ?? null);
       this.fd;
       if (this.#sendBroken !== null) throw this.#sendBroken;
       if (options?.close) handOff = prepareHandOff(fds ?? []);
@@ -660,6 +655,7 @@ export class UnixSocket {
   /** One step of a send: true when all of it is in the kernel, false on EAGAIN. */
   #trySend(op: SendOp): boolean {
     const fd = this.fd;
+    if (op.keepError !== null) throw op.keepError;
     const buffers = (sendBuffers ??= new SendBuffers());
     for (;;) {
       // Stream sockets may take part of the bytes: the fds went with the first part, never again.
