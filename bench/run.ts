@@ -248,9 +248,9 @@ async function main(): Promise<void> {
     console.log('');
     console.log(`Summary — ratios from this run (load average ${loadavg()[0].toFixed(1)} at the end)`);
     console.log('');
-    console.log(`| ${pad('measure', 52)} | ${'value'.padStart(9)} | ${pad('target', 14)} | met |`);
-    console.log(`|${'-'.repeat(54)}|-----------|----------------|-----|`);
-    for (const t of targets) console.log(`| ${pad(t.what, 52)} | ${t.value.padStart(9)} | ${pad(t.target, 14)} | ${t.met ? 'yes' : 'NO '} |${t.note ? ` ${t.note}` : ''}`);
+    console.log(`| ${pad('measure', 52)} | ${'value'.padStart(13)} | ${pad('target', 14)} | met |`);
+    console.log(`|${'-'.repeat(54)}|---------------|----------------|-----|`);
+    for (const t of targets) console.log(`| ${pad(t.what, 52)} | ${t.value.padStart(13)} | ${pad(t.target, 14)} | ${t.met ? 'yes' : 'NO '} |${t.note ? ` ${t.note}` : ''}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
     closeSync(devNull);

@@ -637,8 +637,24 @@ export class UnixSocket {
   }
 
   #updateInterest(): void {
-    if (this.#fd >= 0) this.#watcher.want(this.#recvs.waiting, this.#sends.waiting);
+    if (this.#fd < 0) return;
+    const readable = this.#recvs.waiting;
+    const writable = this.#sends.waiting;
+    if (readable || writable) this.#watcher.want(readable, writable);
+    else if (!this.#stopScheduled) {
+      // Nothing waits. A caller that just got its result usually asks again within this turn
+      // (a for-await loop, a ping-pong): stop watching only if it has not a turn later, rather
+      // than stop and restart the uv_poll handle (two epoll_ctl calls) for every message.
+      this.#stopScheduled = true;
+      setImmediate(this.#stopIfIdle);
+    }
   }
+
+  #stopScheduled = false;
+  readonly #stopIfIdle = (): void => {
+    this.#stopScheduled = false;
+    if (this.#fd >= 0 && !this.#recvs.waiting && !this.#sends.waiting) this.#watcher.want(false, false);
+  };
 
   /** A stream send stopped part-way: fail it for good, with every send still queued behind it. */
   #breakSending(op: SendOp): void {
