@@ -45,6 +45,7 @@ const CMSG_DATA = cmsgAlign(L.cmsghdr.size, CMSG) / I;
 // Hot-path constants as module bindings: the platform table is a large object.
 const SOL_SOCKET = C.SOL_SOCKET;
 const SCM_RIGHTS = C.SCM_RIGHTS;
+const ALIGN_MASK = CMSG.align - 1;
 /**
  * What msg_controllen says for one SCM_RIGHTS message: CMSG_SPACE, or CMSG_LEN where the kernel
  * wants cmsg_len equal to msg_controllen (darwin; Linux accepts it too, which minimal mode uses).
@@ -81,8 +82,9 @@ export class SendBuffers {
   readonly #scratch = Buffer.alloc(SCRATCH_BYTES);
   readonly #scratchAddress = koffi.address(this.#scratch) as bigint;
   #iovOnScratch = false;
-  /** How many fds the control header currently describes. */
+  /** How many fds the control header currently describes, and the msg_controllen that goes with it. */
   #headerFds = -1;
+  #headerControlLength = 0;
   /** The caller's payload while its address is in the iovec. */
   #pinned: Buffer | null = null;
   /**
@@ -125,9 +127,10 @@ export class SendBuffers {
       if (count !== this.#headerFds) {
         control32[CMSG_LEN] = cmsgLen(count * FD_SIZE, CMSG);
         this.#headerFds = count;
+        this.#headerControlLength = rightsControlLength(count * FD_SIZE, CMSG);
       }
       for (let i = 0; i < count; i++) control32[CMSG_DATA + i] = fds![i];
-      this.#msg32[MSG_CONTROLLEN] = rightsControlLength(count * FD_SIZE, CMSG);
+      this.#msg32[MSG_CONTROLLEN] = this.#headerControlLength;
     } else {
       this.#msg32[MSG_CONTROLLEN] = 0;
     }
@@ -248,7 +251,7 @@ export class RecvBuffers {
     const c = this.control32;
     if (c[CMSG_LEVEL] !== SOL_SOCKET || c[CMSG_TYPE] !== SCM_RIGHTS) return -1;
     const len = c[CMSG_LEN];
-    if (len < CMSG_DATA * I || (len !== controlLength && cmsgAlign(len, CMSG) !== controlLength)) return -1;
+    if (len < CMSG_DATA * I || (len !== controlLength && ((len + ALIGN_MASK) & ~ALIGN_MASK) !== controlLength)) return -1;
     return (len - CMSG_DATA * I) >> 2;
   }
 

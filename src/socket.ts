@@ -142,6 +142,38 @@ function batchLimits(options: RecvBatchOptions | RecvBatchSyncOptions | undefine
   };
 }
 
+/**
+ * Node's own Buffer class (what Buffer.allocUnsafe returns instances of), where the runtime
+ * exposes it as Buffer[Symbol.species] (Node 20 to 26); null elsewhere.
+ */
+const FastBuffer: (new (buffer: ArrayBuffer, byteOffset: number, length: number) => Buffer) | null = (() => {
+  try {
+    const F = (Buffer as unknown as Record<symbol, unknown>)[Symbol.species] as new (b: ArrayBuffer, o: number, n: number) => Buffer;
+    return typeof F === 'function' && F !== Buffer && Buffer.isBuffer(new F(new ArrayBuffer(8), 0, 1)) ? F : null;
+  } catch {
+    return null;
+  }
+})();
+const POOL_BYTES = 8192;
+const POOLED_BYTES = 1024;
+let pool = new ArrayBuffer(POOL_BYTES);
+let poolOffset = 0;
+
+/**
+ * A Buffer for a received payload: for small ones a slice of a shared pool, as Buffer.allocUnsafe
+ * makes them, without its argument checks (a copy of a few bytes costs less than those).
+ */
+function payloadBuffer(n: number): Buffer {
+  if (n > POOLED_BYTES || FastBuffer === null) return Buffer.allocUnsafe(n);
+  if (poolOffset + n > POOL_BYTES) {
+    pool = new ArrayBuffer(POOL_BYTES);
+    poolOffset = 0;
+  }
+  const b = new FastBuffer(pool, poolOffset, n);
+  poolOffset = (poolOffset + n + 7) & ~7;
+  return b;
+}
+
 // One set of msghdr buffers per thread: every syscall fills and reads them synchronously.
 let sendBuffers: SendBuffers | undefined;
 let recvBuffers: RecvBuffers | undefined;
@@ -319,6 +351,11 @@ function fdNumbersOf(fds: readonly FdLike[] | null | undefined): number[] {
   return toFdNumbers(fds);
 }
 
+/** A non-empty Buffer as it is (one prototype check); anything else through toPayload. */
+function payloadOf(data: Payload): Buffer {
+  return data instanceof Buffer && data.length > 0 ? data : toPayload(data);
+}
+
 /** The `credentials` send option: only where a sender may attach credentials (Linux). */
 function credentialsOption(value: unknown): Credentials | undefined {
   const credentials = toCredentials(value);
@@ -415,20 +452,40 @@ export class UnixSocket {
    */
   sendSync(data?: Payload, fds?: readonly FdLike[] | null, options?: SendSyncOptions): number {
     const fdNumbers = fdNumbersOf(fds);
-    const op = new SendOp(this.#message(toPayload(data), fdNumbers), fdNumbers, undefined, options === undefined ? undefined : credentialsOption(options.credentials));
-    const timeoutMs = timeoutOption(options?.timeoutMs);
+    const payload = this.#message(payloadOf(data), fdNumbers);
+    if (options !== undefined) return this.#sendSyncWith(new SendOp(payload, fdNumbers, undefined, credentialsOption(options.credentials), null), fds, options);
     if (this.#sends.waiting) throw busyError('send');
     if (this.#sendBroken !== null) throw this.#sendBroken;
-    const handOff = options?.close ? prepareHandOff(fds ?? []) : null;
-    const deadline = timeoutMs < 0 ? -1 : Date.now() + timeoutMs;
+    // The hot path: one sendmsg takes all of it, and no op object is made. Kept small, so that
+    // it inlines into a caller's loop.
+    const fd = this.fd;
+    const buffers = (sendBuffers ??= new SendBuffers());
+    const n = sendmsgAt(fd, buffers.prepare(payload, 0, fdNumbers), SEND_FLAGS);
+    buffers.unpin();
+    if (n === payload.length) return this.#frames === null ? n : n - FRAME_HEADER_BYTES;
+    return this.#sendSyncRest(new SendOp(payload, fdNumbers, undefined, undefined, null), n, fd);
+  }
+
+  /** sendSync after a first sendmsg that returned `n`: part of a stream message, EAGAIN, EINTR or an error. */
+  #sendSyncRest(op: SendOp, n: number, fd: number): number {
+    if (n > 0) {
+      op.started = true;
+      op.offset = n;
+    } else if (n < 0) {
+      const errno = lastErrno();
+      if (errno !== EAGAIN && errno !== EINTR) throw sendError(errno, op, fd);
+    }
+    if (!this.#trySend(op)) this.#sendSyncWait(op, -1);
+    return this.#payloadLength(op);
+  }
+
+  #sendSyncWith(op: SendOp, fds: readonly FdLike[] | null | undefined, options: SendSyncOptions): number {
+    const timeoutMs = timeoutOption(options.timeoutMs);
+    if (this.#sends.waiting) throw busyError('send');
+    if (this.#sendBroken !== null) throw this.#sendBroken;
+    const handOff = options.close ? prepareHandOff(fds ?? []) : null;
     try {
-      while (!this.#trySend(op)) {
-        if (!waitSync(this.fd, POLLOUT, deadline < 0 ? -1 : Math.max(0, deadline - Date.now()))) {
-          // A stream message cut off part-way: the peer would read the next message as its rest.
-          if (op.started) this.#breakSending(op);
-          throw timeoutError('sendmsg');
-        }
-      }
+      if (!this.#trySend(op)) this.#sendSyncWait(op, timeoutMs);
     } catch (err) {
       if (handOff) settleHandOff(handOff, op.started);
       throw err;
@@ -436,6 +493,19 @@ export class UnixSocket {
     handOff?.commit();
     return this.#payloadLength(op);
   }
+
+  /** Block until `op` is all sent, or the timeout (ms, -1: none) passes. */
+  #sendSyncWait(op: SendOp, timeoutMs: number): void {
+    const deadline = timeoutMs < 0 ? -1 : Date.now() + timeoutMs;
+    do {
+      if (!waitSync(this.fd, POLLOUT, deadline < 0 ? -1 : Math.max(0, deadline - Date.now()))) {
+        // A stream message cut off part-way: the peer would read the next message as its rest.
+        if (op.started) this.#breakSending(op);
+        throw timeoutError('sendmsg');
+      }
+    } while (!this.#trySend(op));
+  }
+
 
   /** Send asynchronously, in order with other `send` calls; resolves with the bytes written. */
   send(data?: Payload, fds?: readonly FdLike[] | null, options?: SendOptions): Promise<number> {
@@ -445,7 +515,7 @@ export class UnixSocket {
       const signal = checkSignal(options);
       if (signal?.aborted) return Promise.reject(abortError(signal));
       const fdNumbers = fdNumbersOf(fds);
-      op = new SendOp(this.#message(toPayload(data), fdNumbers), fdNumbers, signal, options === undefined ? undefined : credentialsOption(options.credentials), fdNumbers === fds ? null : fds ?? null);
+      op = new SendOp(this.#message(payloadOf(data), fdNumbers), fdNumbers, signal, options === undefined ? undefined : credentialsOption(options.credentials), fdNumbers === fds ? null : fds ?? null);
       this.fd;
       if (this.#sendBroken !== null) throw this.#sendBroken;
       if (options?.close) handOff = prepareHandOff(fds ?? []);
@@ -860,8 +930,11 @@ export class UnixSocket {
     if (single >= 0 && (flags & (MSG_CTRUNC | MSG_TRUNC)) === 0) {
       if (n === 0 && single === 0 && this.type !== 'dgram') return null;
       const keep = single <= maxFds ? single : maxFds;
-      fds = new Array<Fd>(keep);
-      for (let i = 0; i < keep; i++) fds[i] = new Fd(buffers.rightsFd(i));
+      if (keep === 1) fds = [new Fd(buffers.rightsFd(0))];
+      else {
+        fds = new Array<Fd>(keep);
+        for (let i = 0; i < keep; i++) fds[i] = new Fd(buffers.rightsFd(i));
+      }
       for (let i = keep; i < single; i++) closeQuietly(buffers.rightsFd(i));
       dropped = single - keep;
     } else {
@@ -894,7 +967,7 @@ export class UnixSocket {
     let payload: Buffer;
     if (into !== undefined) payload = into.subarray(0, n);
     else {
-      payload = Buffer.allocUnsafe(n);
+      payload = payloadBuffer(n);
       const data = buffers.data;
       // A loop beats Buffer#copy's per-call setup for the tiny payloads fd messages usually have.
       if (n <= 16) for (let i = 0; i < n; i++) payload[i] = data[i];
