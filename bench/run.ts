@@ -1,18 +1,24 @@
 /**
- * `npm run bench`: fdpass against a C baseline compiled at bench time, in one run on this machine.
+ * `npm run bench`: fdpass against a C baseline compiled at bench time, raw koffi (the FFI floor),
+ * Python and Node's own mechanisms, in one run on this machine, every figure also as a ratio.
  *
- *   sync   one process: send 1 byte + 1 fd, receive it, close the received fd (per round trip)
- *   async  parent -> child process, pipelined send() / for-await recv(), child closes each fd
+ *   sync     one process: send 1 byte + 1 fd, receive it, close the received fd (per round trip)
+ *   async    parent -> child process, pipelined send(), the child receives and closes each fd:
+ *            per message (for await (const msg of socket)), batched (socket.batches()), and a
+ *            raw koffi child (recvmsg until EAGAIN in one uv_poll callback, no library)
+ *   wake-up  what one event-loop wake-up costs (bench/wakeup.ts)
+ *   Node     handles into net.Socket vs child.send; the hand-off proxy vs cluster (bench/node-handoff.ts)
+ *   streams  USocket vs net.Socket and the native usocket addon when it builds (bench/stream.ts)
  *
- * Each figure is the median of several rounds; ratios are fdpass / C from the same run.
+ * Each figure is the median of several rounds, the variants interleaved so that load on the
+ * machine hits them alike; CPU time per fd (user + system, from getrusage) is shown next to
+ * the wall clock, since on a busy machine the wall clock also measures the other load.
  * Environment: BENCH_ROUNDS (default 5), BENCH_SYNC_N (200000), BENCH_ASYNC_N (200000);
- * BENCH_NODE=0 skips the Node-integration part (bench/node-handoff.ts), BENCH_STREAM=0 the
- * stream part (bench/stream.ts: USocket vs net.Socket and usocket). bench/wakeup.ts adds the
- * cost of one event-loop wake-up (async vs sync ping-pong with a child).
+ * BENCH_WAKEUP=0, BENCH_NODE=0, BENCH_STREAM=0 skip those parts.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
@@ -34,8 +40,20 @@ function compileBaseline(dir: string): string {
   return exe;
 }
 
-function cBaseline(exe: string, mode: 'sync' | 'cross', n: number): number {
-  return Number(execFileSync(exe, [mode, String(n)], { encoding: 'utf8' }).trim());
+function cSync(exe: string, n: number): number {
+  return Number(execFileSync(exe, ['sync', String(n)], { encoding: 'utf8' }).trim());
+}
+
+/** Wall ns per fd, and CPU ns per fd of the sending and the receiving process. */
+interface Cross {
+  ns: number;
+  senderCpu: number;
+  receiverCpu: number;
+}
+
+function cCross(exe: string, n: number): Cross {
+  const [ns, senderCpu, receiverCpu] = execFileSync(exe, ['cross', String(n)], { encoding: 'utf8' }).trim().split(' ').map(Number);
+  return { ns, senderCpu, receiverCpu };
 }
 
 const devNull = openSync('/dev/null', 'r');
@@ -57,12 +75,16 @@ function fdpassSync(n: number): number {
   return ns;
 }
 
-/** The FFI floor: the same three syscalls through koffi with hand-built structs, no library. */
+/**
+ * The FFI floor: the same three syscalls through koffi with hand-built structs, no library, in
+ * koffi's cheapest form (pointers passed as integers: no Buffer or BigInt to inspect, and koffi's
+ * fast call path). Linux x64/arm64 layouts.
+ */
 function rawKoffiSync(n: number): number {
   const lib = koffi.load('libc.so.6');
-  const sendmsg = lib.func('intptr_t sendmsg(int, void *, int)');
-  const recvmsg = lib.func('intptr_t recvmsg(int, void *, int)');
-  const close = lib.func('int close(int)');
+  const sendmsg = lib.func('intptr_t sendmsg(int, intptr_t, int)') as unknown as (fd: number, msg: number, flags: number) => number;
+  const recvmsg = lib.func('intptr_t recvmsg(int, intptr_t, int)') as unknown as (fd: number, msg: number, flags: number) => number;
+  const close = lib.func('int close(int)') as unknown as (fd: number) => number;
   const [a, b] = socketPair('seqpacket');
   // Every Buffer whose address goes into a struct stays referenced from `keep`.
   const keep = { data: Buffer.from('x'), iov: Buffer.alloc(16), ctl: Buffer.alloc(24), msg: Buffer.alloc(56), rdata: Buffer.alloc(65536), riov: Buffer.alloc(16), rctl: Buffer.alloc(1064), rmsg: Buffer.alloc(56) };
@@ -73,13 +95,17 @@ function rawKoffiSync(n: number): number {
   keep.riov.writeBigUInt64LE(koffi.address(keep.rdata), 0); keep.riov.writeBigUInt64LE(65536n, 8);
   keep.rmsg.writeBigUInt64LE(koffi.address(keep.riov), 16); keep.rmsg.writeBigUInt64LE(1n, 24);
   keep.rmsg.writeBigUInt64LE(koffi.address(keep.rctl), 32);
+  const rmsg32 = new Int32Array(keep.rmsg.buffer, keep.rmsg.byteOffset, 14);
+  const rctl32 = new Int32Array(keep.rctl.buffer, keep.rctl.byteOffset, 266);
+  const sendAt = Number(koffi.address(keep.msg));
+  const recvAt = Number(koffi.address(keep.rmsg));
   const sfd = a.fd, rfd = b.fd;
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
-    if ((sendmsg(sfd, keep.msg, 0x4000) as number) < 0) throw new Error('sendmsg');
-    keep.rmsg.writeBigUInt64LE(1064n, 40);
-    if ((recvmsg(rfd, keep.rmsg, 0x40000000) as number) < 0) throw new Error('recvmsg');
-    close(keep.rctl.readInt32LE(16));
+    if (sendmsg(sfd, sendAt, 0x4040) < 0) throw new Error('sendmsg'); // MSG_NOSIGNAL | MSG_DONTWAIT
+    rmsg32[10] = 1064; // msg_controllen
+    if (recvmsg(rfd, recvAt, 0x40000040) < 0) throw new Error('recvmsg'); // MSG_CMSG_CLOEXEC | MSG_DONTWAIT
+    close(rctl32[4]);
   }
   const ns = Number(process.hrtime.bigint() - t0) / n;
   a.close();
@@ -105,17 +131,19 @@ print((time.perf_counter_ns() - t) / n)
   return r.status === 0 ? Number(r.stdout.trim()) : null;
 }
 
-/** ns per fd passed parent -> child process with the async API, pipelined. */
-async function fdpassAsyncCross(n: number): Promise<number> {
+type Receiver = 'message' | 'batch' | 'raw';
+
+/** Parent -> child with fdpass's pipelined send(); the child receives with `receiver`. */
+async function fdpassAsyncCross(n: number, receiver: Receiver): Promise<Cross> {
   const [parent, childEnd] = socketPair('seqpacket');
-  const child = spawn(process.execPath, ['--import', 'tsx', here('./async-child.ts'), String(n)], {
-    stdio: ['ignore', 'inherit', 'inherit', childEnd.fd],
-  });
+  const args = receiver === 'raw' ? [here('./raw-child.ts'), String(n)] : [here('./async-child.ts'), String(n), receiver];
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { stdio: ['ignore', 'inherit', 'inherit', childEnd.fd] });
   childEnd.close();
-  // Wait until the child is up (it answers nothing before EOF), so startup is not timed.
+  // Let the child start (it answers nothing before the end), so its start-up is not timed.
   await new Promise((r) => child.once('spawn', r));
   await new Promise((r) => setTimeout(r, 300));
   const fds = [devNull];
+  const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   let last: Promise<number> = Promise.resolve(0);
   for (let i = 0; i < n; i++) {
@@ -125,62 +153,104 @@ async function fdpassAsyncCross(n: number): Promise<number> {
   await last;
   const reply = await parent.recv();
   const ns = Number(process.hrtime.bigint() - t0) / n;
-  if (reply === null || Number(reply.data.toString()) !== n) throw new Error(`child received ${reply?.data.toString()} of ${n}`);
+  const cpu = process.cpuUsage(cpu0);
+  const report = JSON.parse(reply?.data.toString() ?? '{}') as { received?: number; cpuMicros?: number };
+  if (report.received !== n) throw new Error(`the ${receiver} child received ${report.received} of ${n}`);
   parent.close();
   await new Promise((r) => child.once('exit', r));
-  return ns;
+  return { ns, senderCpu: ((cpu.user + cpu.system) * 1000) / n, receiverCpu: (report.cpuMicros! * 1000) / n };
 }
 
-function row(name: string, ns: number, cNs: number): string {
-  const rate = (1e9 / ns / 1000).toFixed(0);
-  return `| ${name.padEnd(44)} | ${ns.toFixed(0).padStart(7)} ns | ${`${rate}k/s`.padStart(8)} | ${(ns / cNs).toFixed(2).padStart(5)}× |`;
+const pad = (s: string, n: number): string => s.padEnd(n);
+function row(name: string, ns: number, base: number, extra = ''): string {
+  const rate = `${(1e9 / ns / 1000).toFixed(0)}k/s`;
+  return `| ${pad(name, 52)} | ${ns.toFixed(0).padStart(6)} ns | ${rate.padStart(8)} | ${(ns / base).toFixed(2).padStart(5)}× |${extra}`;
+}
+const crossExtra = (x: Cross): string => ` ${x.senderCpu.toFixed(0).padStart(5)} + ${x.receiverCpu.toFixed(0).padStart(5)} ns |`;
+
+export interface Target {
+  what: string;
+  value: string;
+  target: string;
+  met: boolean;
+  note?: string;
 }
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fdpass-bench-'));
+  const targets: Target[] = [];
   try {
     const exe = compileBaseline(dir);
-    const c = { sync: [] as number[], cross: [] as number[] };
-    const fp = { sync: [] as number[], raw: [] as number[], async: [] as number[] };
+    const load0 = loadavg()[0];
+    const sync = { c: [] as number[], fdpass: [] as number[], raw: [] as number[] };
     // Warm up the JIT before timing.
     fdpassSync(20_000);
     rawKoffiSync(20_000);
     const rss0 = process.memoryUsage().rss;
     for (let r = 0; r < rounds; r++) {
-      // Interleave the variants so machine noise hits them alike.
-      c.sync.push(cBaseline(exe, 'sync', syncN));
-      fp.sync.push(fdpassSync(syncN));
-      fp.raw.push(rawKoffiSync(syncN));
+      sync.c.push(cSync(exe, syncN));
+      sync.fdpass.push(fdpassSync(syncN));
+      sync.raw.push(rawKoffiSync(syncN));
     }
     const rss1 = process.memoryUsage().rss;
-    for (let r = 0; r < Math.min(rounds, 3); r++) {
-      c.cross.push(cBaseline(exe, 'cross', asyncN));
-      fp.async.push(await fdpassAsyncCross(asyncN));
-    }
     const py = pythonSync(Math.min(syncN, 100_000));
-    const cSync = median(c.sync);
-    const cCross = median(c.cross);
-    const sync = median(fp.sync);
-    const asyncNs = median(fp.async);
-    console.log(`fdpass benchmark — ${new Date().toISOString()} — node ${process.version}, ${process.platform}-${process.arch}, medians of ${rounds} rounds`);
+
+    const receivers: Receiver[] = ['message', 'batch', 'raw'];
+    const cross = { c: [] as Cross[], message: [] as Cross[], batch: [] as Cross[], raw: [] as Cross[] };
+    for (let r = 0; r < Math.min(rounds, 3); r++) {
+      cross.c.push(cCross(exe, asyncN));
+      for (const receiver of receivers) cross[receiver].push(await fdpassAsyncCross(asyncN, receiver));
+    }
+    const med = (xs: Cross[]): Cross => ({ ns: median(xs.map((x) => x.ns)), senderCpu: median(xs.map((x) => x.senderCpu)), receiverCpu: median(xs.map((x) => x.receiverCpu)) });
+    const c = { sync: median(sync.c), cross: med(cross.c) };
+    const f = { sync: median(sync.fdpass), raw: median(sync.raw), message: med(cross.message), batch: med(cross.batch), raw_child: med(cross.raw) };
+
+    console.log(`fdpass benchmark — ${new Date().toISOString()} — node ${process.version}, ${process.platform}-${process.arch}, medians of ${rounds} rounds (async: ${Math.min(rounds, 3)}); load average ${load0.toFixed(1)} at the start`);
     console.log('');
-    console.log('| one-fd round trip (send + recv + close)      |   per op |     rate | vs C  |');
-    console.log('|----------------------------------------------|-----------|----------|-------|');
-    console.log(row('C baseline, one process (sendmsg/recvmsg)', cSync, cSync));
-    console.log(row('fdpass sendSync/recvSync, one process', sync, cSync));
-    console.log(row('raw koffi, no library (the FFI floor)', median(fp.raw), cSync));
-    if (py !== null) console.log(row('Python socket.send_fds/recv_fds', py, cSync));
-    console.log(row('C baseline, parent -> child (fork)', cCross, cCross));
-    console.log(row('fdpass send()/for-await, parent -> child', asyncNs, cCross));
+    console.log(`| ${pad('one-fd round trip, one process (send + recv + close)', 52)} |    per op |     rate | vs C  |`);
+    console.log(`|${'-'.repeat(54)}|-----------|----------|-------|`);
+    console.log(row('C baseline (sendmsg/recvmsg)', c.sync, c.sync));
+    console.log(row('raw koffi, no library (the FFI floor)', f.raw, c.sync));
+    console.log(row('fdpass sendSync/recvSync', f.sync, c.sync));
+    if (py !== null) console.log(row('Python socket.send_fds/recv_fds', py, c.sync));
+    else console.log(`| ${pad('Python socket.send_fds/recv_fds', 52)} |  skipped: python3 did not run |`);
     console.log('');
-    const syncRatio = sync / cSync;
-    const asyncRate = 1e9 / asyncNs;
-    console.log(`sync: ${syncRatio.toFixed(2)}× C (target ≤ 1.20×) — ${syncRatio <= 1.2 ? 'met' : 'NOT met'}`);
-    console.log(`async cross-process: ${(asyncRate / 1000).toFixed(0)}k fds/s (target ≥ 120k) — ${asyncRate >= 120_000 ? 'met' : 'NOT met'}`);
+    console.log(`| ${pad('parent -> child, one fd per message, pipelined', 52)} |    per fd |     rate | vs C  | CPU/fd sender + receiver |`);
+    console.log(`|${'-'.repeat(54)}|-----------|----------|-------|--------------------------|`);
+    console.log(row('C baseline (fork, blocking send and receive)', c.cross.ns, c.cross.ns, crossExtra(c.cross)));
+    console.log(row('fdpass send() -> for await (const msg of socket)', f.message.ns, c.cross.ns, crossExtra(f.message)));
+    console.log(row('fdpass send() -> for await (const batch of batches())', f.batch.ns, c.cross.ns, crossExtra(f.batch)));
+    console.log(row('fdpass send() -> raw koffi child (drain per wake-up)', f.raw_child.ns, c.cross.ns, crossExtra(f.raw_child)));
+    console.log('');
     console.log(`memory: RSS ${(rss0 / 2 ** 20).toFixed(1)} MiB before the sync rounds, ${(rss1 / 2 ** 20).toFixed(1)} MiB after ${rounds * syncN * 2} more round trips`);
-    await (await import('./wakeup.js')).wakeupBench(Math.min(rounds, 3));
-    if (process.env.BENCH_NODE !== '0') await (await import('./node-handoff.js')).nodeHandoffBench();
-    if (process.env.BENCH_STREAM !== '0') await (await import('./stream.js')).streamBench();
+
+    targets.push({ what: 'sync round trip vs raw koffi', value: `${(f.sync / f.raw).toFixed(2)}×`, target: '≤ 1.10×', met: f.sync / f.raw <= 1.1 });
+    targets.push({ what: 'sync round trip vs C', value: `${(f.sync / c.sync).toFixed(2)}×`, target: '≤ 1.25×', met: f.sync / c.sync <= 1.25, note: `raw koffi itself: ${(f.raw / c.sync).toFixed(2)}× C` });
+    for (const [what, x] of [['async per message', f.message], ['async batched', f.batch]] as const) {
+      const ratio = c.cross.ns / x.ns;
+      targets.push({
+        what: `${what}: rate vs C fork`,
+        value: `${ratio.toFixed(2)}×`,
+        target: '≥ 0.70×',
+        met: ratio >= 0.7,
+        note: `CPU per fd ${(x.senderCpu + x.receiverCpu).toFixed(0)} ns vs C ${(c.cross.senderCpu + c.cross.receiverCpu).toFixed(0)} ns; raw koffi child ${(c.cross.ns / f.raw_child.ns).toFixed(2)}×`,
+      });
+    }
+    targets.push({ what: 'RSS over the sync rounds', value: `${(((rss1 - rss0) / rss0) * 100).toFixed(1)}%`, target: 'flat (≤ +10%)', met: rss1 <= rss0 * 1.1 });
+
+    if (process.env.BENCH_WAKEUP !== '0') {
+      const w = await (await import('./wakeup.js')).wakeupBench(Math.min(rounds, 3));
+      targets.push({ what: 'one event-loop wake-up over a blocking receive', value: `${w.wakeupNs.toFixed(0)} ns`, target: '(reported)', met: true, note: `async ping-pong ${(w.asyncNs / w.syncNs).toFixed(2)}× the sync one` });
+    }
+    if (process.env.BENCH_NODE !== '0') targets.push(...(await (await import('./node-handoff.js')).nodeHandoffBench()));
+    if (process.env.BENCH_STREAM !== '0') targets.push(...(await (await import('./stream.js')).streamBench()));
+
+    console.log('');
+    console.log(`Summary — ratios from this run (load average ${loadavg()[0].toFixed(1)} at the end)`);
+    console.log('');
+    console.log(`| ${pad('measure', 52)} | ${'value'.padStart(13)} | ${pad('target', 14)} | met |`);
+    console.log(`|${'-'.repeat(54)}|---------------|----------------|-----|`);
+    for (const t of targets) console.log(`| ${pad(t.what, 52)} | ${t.value.padStart(13)} | ${pad(t.target, 14)} | ${t.met ? 'yes' : 'NO '} |${t.note ? ` ${t.note}` : ''}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
     closeSync(devNull);

@@ -44,7 +44,7 @@ async function pingPong(mode: 'sync' | 'async', count: number): Promise<number> 
   return ns;
 }
 
-export async function wakeupBench(rounds: number): Promise<void> {
+export async function wakeupBench(rounds: number): Promise<{ syncNs: number; asyncNs: number; wakeupNs: number }> {
   const sync: number[] = [];
   const asyncNs: number[] = [];
   for (let r = 0; r < rounds; r++) {
@@ -61,6 +61,7 @@ export async function wakeupBench(rounds: number): Promise<void> {
   console.log(`| send()/await recv() on both sides (event loop)  | ${a.toFixed(0).padStart(11)} ns |`);
   const runtime = process.versions.bun === undefined ? `node ${process.version}` : `bun ${process.versions.bun}`;
   console.log(`wake-up cost: ${((a - s) / 2).toFixed(0)} ns per readiness event over a blocking receive (${runtime}, medians of ${rounds})`);
+  return { syncNs: s, asyncNs: a, wakeupNs: (a - s) / 2 };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await wakeupBench(Number(process.env.BENCH_ROUNDS ?? 3));

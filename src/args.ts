@@ -1,4 +1,5 @@
 /** Argument checks and conversions shared by the public entry points (before any syscall). */
+import { Buffer } from 'node:buffer';
 import type { Credentials } from './cmsg.js';
 import { invalidArgType, outOfRange } from './errors.js';
 import { Fd } from './fd.js';

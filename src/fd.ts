@@ -117,6 +117,43 @@ export function pipe(): [Fd, Fd] {
   return [new Fd(r), new Fd(w)];
 }
 
+/**
+ * Something that keeps an Fd's descriptor in use without a duplicate of its own: a send waiting
+ * in a queue (src/send-op.ts). While an Fd is held, close() closes it for its owner but leaves
+ * the number open until the last holder lets go, so the number cannot be reused for another file
+ * meanwhile. release() hands the number to someone fdpass does not control: each holder is told
+ * to take a duplicate at that moment.
+ */
+export interface FdHolder {
+  /** `fd` is being released as number `n`: stop relying on that number. */
+  releasing(fd: Fd, n: number): void;
+}
+
+interface Hold {
+  holders: Set<FdHolder>;
+  /** The number close() left open for the holders, or -1. */
+  closeLater: number;
+}
+
+const held = new Map<Fd, Hold>();
+
+/** Keep `fd`'s descriptor open for `holder` (see FdHolder); returns the number. Throws if `fd` is closed. */
+export function holdFd(fd: Fd, holder: FdHolder): number {
+  const n = fd.fd;
+  let hold = held.get(fd);
+  if (hold === undefined) held.set(fd, (hold = { holders: new Set(), closeLater: -1 }));
+  hold.holders.add(holder);
+  return n;
+}
+
+/** `holder` no longer needs `fd`'s descriptor; a close() that waited for it happens now. */
+export function unholdFd(fd: Fd, holder: FdHolder): void {
+  const hold = held.get(fd);
+  if (hold === undefined || !hold.holders.delete(holder) || hold.holders.size > 0) return;
+  held.delete(fd);
+  if (hold.closeLater >= 0) closeQuietly(hold.closeLater);
+}
+
 /** A new descriptor for the same open file, close-on-exec (F_DUPFD_CLOEXEC). */
 export function dupCloexec(fd: number): number {
   return fcntlInt('fcntl', fd, C.F_DUPFD_CLOEXEC, 0);
@@ -150,12 +187,14 @@ export class Fd {
     return this.#fd < 0;
   }
 
-  /** Close the descriptor; idempotent, never throws. */
+  /** Close the descriptor; idempotent, never throws. (A send still waiting to pass it keeps the number open until it has gone.) */
   close(): void {
     const fd = this.#fd;
     if (fd < 0) return;
     this.#fd = -1;
-    closeQuietly(fd);
+    const hold = held.size === 0 ? undefined : held.get(this);
+    if (hold !== undefined) hold.closeLater = fd;
+    else closeQuietly(fd);
   }
 
   /** close(), for `using`. */
@@ -172,6 +211,11 @@ export class Fd {
   release(): number {
     const fd = this.fd;
     this.#fd = -1;
+    const hold = held.size === 0 ? undefined : held.get(this);
+    if (hold !== undefined) {
+      held.delete(this);
+      for (const holder of hold.holders) holder.releasing(this, fd);
+    }
     return fd;
   }
 

@@ -4,7 +4,7 @@
  */
 export {
   UnixSocket,
-  type Message, type Payload, type RecvOptions, type RecvSyncOptions, type SendSyncOptions, type SignalOptions,
+  type Message, type Payload, type RecvOptions, type RecvSyncOptions, type RecvBatchOptions, type RecvBatchSyncOptions, type SendSyncOptions, type SignalOptions,
   type SocketType,
 } from './socket.js';
 export { socketPair, connect, connectSync, adopt, type ConnectOptions, type AddressOptions, type AdoptOptions } from './connect.js';

@@ -10,9 +10,24 @@
  * bits, so only the low word of a zero-initialised field is written: at the field's offset on
  * little-endian, 4 bytes further on big-endian (s390x). musl's pad words stay zero.
  */
+import { Buffer } from 'node:buffer';
 import { lowWordOffset } from './byteorder.js';
 import { cmsgAlign, cmsgLen, cmsgSpace, encodeCredentials, encodeRights, FD_SIZE, type Credentials } from './cmsg.js';
-import { C, CAPS, CMSG, CREDENTIALS, E, L, koffi, platform } from './libc.js';
+import { C, CAPS, CMSG, CREDENTIALS, E, L, koffi, lib, platform } from './libc.js';
+
+/**
+ * sendmsg/recvmsg taking the msghdr's address as an integer. With no pointer parameter koffi
+ * takes its fast call path (nothing to inspect for callbacks or output buffers), and a Number
+ * converts faster than a Buffer or a BigInt.
+ */
+export const sendmsgAt = lib.func('intptr_t sendmsg(int fd, intptr_t msg, int flags)') as unknown as (fd: number, msg: number | bigint, flags: number) => number;
+export const recvmsgAt = lib.func('intptr_t recvmsg(int fd, intptr_t msg, int flags)') as unknown as (fd: number, msg: number | bigint, flags: number) => number;
+
+/** A struct's address for an `intptr_t` parameter: a Number where it is exact (every user-space address today), else the BigInt. */
+function callAddress(buf: Buffer): number | bigint {
+  const address = koffi.address(buf) as bigint;
+  return address <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(address) : address;
+}
 
 const I = 4; // bytes per Int32Array element
 const word = (offset: number, size: 4 | 8): number => lowWordOffset(offset, size, platform.endianness) / I;
@@ -27,6 +42,10 @@ const CMSG_LEN = word(L.cmsghdr.len, L.cmsghdr.lenSize);
 const CMSG_LEVEL = L.cmsghdr.level / I;
 const CMSG_TYPE = L.cmsghdr.type / I;
 const CMSG_DATA = cmsgAlign(L.cmsghdr.size, CMSG) / I;
+// Hot-path constants as module bindings: the platform table is a large object.
+const SOL_SOCKET = C.SOL_SOCKET;
+const SCM_RIGHTS = C.SCM_RIGHTS;
+const ALIGN_MASK = CMSG.align - 1;
 /**
  * What msg_controllen says for one SCM_RIGHTS message: CMSG_SPACE, or CMSG_LEN where the kernel
  * wants cmsg_len equal to msg_controllen (darwin; Linux accepts it too, which minimal mode uses).
@@ -53,8 +72,8 @@ const CREDENTIALS_BYTES = CREDENTIALS === null ? 0 : cmsgSpace(CREDENTIALS.maxSi
 
 export class SendBuffers {
   readonly msghdr = allocStruct(L.msghdr.size);
-  /** The msghdr's address: koffi passes a BigInt pointer without inspecting a Buffer. */
-  readonly address = koffi.address(this.msghdr) as bigint;
+  /** The msghdr's address, for sendmsgAt. */
+  readonly address = callAddress(this.msghdr);
   readonly #msg32 = int32View(this.msghdr);
   readonly #iov = allocStruct(L.iovec.size);
   readonly #iov32 = int32View(this.#iov);
@@ -63,15 +82,16 @@ export class SendBuffers {
   readonly #scratch = Buffer.alloc(SCRATCH_BYTES);
   readonly #scratchAddress = koffi.address(this.#scratch) as bigint;
   #iovOnScratch = false;
-  /** How many fds the control header currently describes. */
+  /** How many fds the control header currently describes, and the msg_controllen that goes with it. */
   #headerFds = -1;
+  #headerControlLength = 0;
   /** The caller's payload while its address is in the iovec. */
   #pinned: Buffer | null = null;
   /**
    * A second msghdr for sends that carry SCM_CREDENTIALS: same iovec, its own control buffer,
    * so the one-SCM_RIGHTS layout of the hot path is never disturbed. Built on first use.
    */
-  #credentials: { msghdr: Buffer; address: bigint; msg32: Int32Array; control: Buffer } | null = null;
+  #credentials: { msghdr: Buffer; address: number | bigint; msg32: Int32Array; control: Buffer } | null = null;
 
   constructor() {
     writeAddress(this.msghdr, MSG_IOV, koffi.address(this.#iov) as bigint);
@@ -83,7 +103,7 @@ export class SendBuffers {
   }
 
   /** Point the msghdr at `data[offset..]` and, when `fds` is non-empty, one SCM_RIGHTS message. */
-  prepare(data: Buffer, offset: number, fds: readonly number[] | null): bigint {
+  prepare(data: Buffer, offset: number, fds: readonly number[] | null): number | bigint {
     const length = data.length - offset;
     if (length <= SCRATCH_BYTES) {
       const scratch = this.#scratch;
@@ -107,9 +127,10 @@ export class SendBuffers {
       if (count !== this.#headerFds) {
         control32[CMSG_LEN] = cmsgLen(count * FD_SIZE, CMSG);
         this.#headerFds = count;
+        this.#headerControlLength = rightsControlLength(count * FD_SIZE, CMSG);
       }
       for (let i = 0; i < count; i++) control32[CMSG_DATA + i] = fds![i];
-      this.#msg32[MSG_CONTROLLEN] = rightsControlLength(count * FD_SIZE, CMSG);
+      this.#msg32[MSG_CONTROLLEN] = this.#headerControlLength;
     } else {
       this.#msg32[MSG_CONTROLLEN] = 0;
     }
@@ -121,7 +142,7 @@ export class SendBuffers {
    * the claim: EPERM unless they are the sender's own or it has CAP_SYS_ADMIN/CAP_SETUID/CAP_SETGID).
    * Only where the platform lets a sender claim credentials (the caller checks).
    */
-  prepareWithCredentials(data: Buffer, offset: number, fds: readonly number[] | null, credentials: Credentials): bigint {
+  prepareWithCredentials(data: Buffer, offset: number, fds: readonly number[] | null, credentials: Credentials): number | bigint {
     const codec = CREDENTIALS!;
     this.prepare(data, offset, null);
     let c = this.#credentials;
@@ -130,7 +151,7 @@ export class SendBuffers {
       const control = allocStruct(CREDENTIALS_BYTES + MAX_FDS_CONTROL_BYTES);
       writeAddress(msghdr, MSG_IOV, koffi.address(this.#iov) as bigint);
       writeAddress(msghdr, MSG_CONTROL, koffi.address(control) as bigint);
-      c = this.#credentials = { msghdr, address: koffi.address(msghdr) as bigint, msg32: int32View(msghdr), control };
+      c = this.#credentials = { msghdr, address: callAddress(msghdr), msg32: int32View(msghdr), control };
       c.msg32[MSG_IOVLEN] = 1;
     }
     let length = encodeCredentials(c.control, 0, credentials, CMSG, codec, C);
@@ -155,7 +176,8 @@ export const RECV_CONTROL_BYTES =
 
 export class RecvBuffers {
   readonly msghdr = allocStruct(L.msghdr.size);
-  readonly address = koffi.address(this.msghdr) as bigint;
+  /** The msghdr's address, for recvmsgAt. */
+  readonly address = callAddress(this.msghdr);
   readonly #msg32 = int32View(this.msghdr);
   readonly #iov = allocStruct(L.iovec.size);
   readonly #iov32 = int32View(this.#iov);
@@ -173,7 +195,7 @@ export class RecvBuffers {
   }
 
   /** Reset the fields recvmsg writes back, for a read of up to `maxBytes`. */
-  prepare(maxBytes: number): bigint {
+  prepare(maxBytes: number): number | bigint {
     if (this.data.length < maxBytes || this.data !== this.#retained) {
       if (maxBytes > RETAIN_BYTES) {
         // One huge read must not pin that much memory for the life of the process.
@@ -194,7 +216,7 @@ export class RecvBuffers {
    * Like `prepare`, but the payload goes straight into the caller's `into` (all of it may be
    * written). `data` holds it, so it stays referenced while its address is in the iovec.
    */
-  prepareInto(into: Buffer): bigint {
+  prepareInto(into: Buffer): number | bigint {
     this.data = into;
     writeAddress(this.#iov, IOV_BASE, koffi.address(into) as bigint);
     this.#iov32[IOV_LEN] = into.length;
@@ -216,13 +238,25 @@ export class RecvBuffers {
    * Returns its fds, or null when the general parser must look.
    */
   singleRights(controlLength: number): number[] | null {
+    const count = this.singleRightsCount(controlLength);
+    if (count < 0) return null;
     const c = this.control32;
-    if (c[CMSG_LEVEL] !== C.SOL_SOCKET || c[CMSG_TYPE] !== C.SCM_RIGHTS) return null;
-    const len = c[CMSG_LEN];
-    if (len < CMSG_DATA * I || (cmsgAlign(len, CMSG) !== controlLength && len !== controlLength)) return null;
-    const count = (len - CMSG_DATA * I) >> 2;
     const fds = new Array<number>(count);
     for (let i = 0; i < count; i++) fds[i] = c[CMSG_DATA + i];
     return fds;
+  }
+
+  /** How many fds one SCM_RIGHTS message filling the control data holds (read them with `rightsFd`), or -1 when the general parser must look. */
+  singleRightsCount(controlLength: number): number {
+    const c = this.control32;
+    if (c[CMSG_LEVEL] !== SOL_SOCKET || c[CMSG_TYPE] !== SCM_RIGHTS) return -1;
+    const len = c[CMSG_LEN];
+    if (len < CMSG_DATA * I || (len !== controlLength && ((len + ALIGN_MASK) & ~ALIGN_MASK) !== controlLength)) return -1;
+    return (len - CMSG_DATA * I) >> 2;
+  }
+
+  /** The i-th fd of the SCM_RIGHTS message `singleRightsCount` found. */
+  rightsFd(i: number): number {
+    return this.control32[CMSG_DATA + i];
   }
 }

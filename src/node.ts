@@ -11,12 +11,15 @@ import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as tty from 'node:tty';
+import { Buffer } from 'node:buffer';
+import { readFamily } from './address.js';
 import { integerOption } from './args.js';
 import { FdPassError, invalidArgType, invalidArgValue } from './errors.js';
 import { Fd, describeFd, dupCloexec, type FdDescription } from './fd.js';
-import { C, closeQuietly, lastErrno, lib } from './libc.js';
+import { C, E, L, closeQuietly, fcntlInt, lastErrno, lib } from './libc.js';
 import { dgramState, fdNumber, type FdLike, type UvStreamHandle } from './fdlike.js';
 import { getIntOption, socketDomain } from './sockopt.js';
+import { fdStat, isTerminal } from './stat.js';
 
 // ---------------------------------------------------------------------------------------------
 // fd -> Node object
@@ -28,26 +31,57 @@ const IPPROTO_UDP = 17;
 let getpeername: ((fd: number, addr: Buffer, len: Buffer) => number) | undefined;
 const peerAddress = Buffer.alloc(128);
 const peerAddressLength = Buffer.alloc(4);
+const { AF_INET, AF_INET6, AF_UNIX, SOCK_STREAM, SO_TYPE } = C;
+const AF_UNSPEC = 0;
 
-/** True when a stream socket has a peer (getpeername succeeds). */
-function isConnected(fd: number): boolean {
+/** getpeername(2) into `peerAddress`: true when the socket has a peer. */
+function hasPeer(fd: number): boolean {
   getpeername ??= lib.func('int getpeername(int fd, void *addr, void *addrlen)') as unknown as (fd: number, addr: Buffer, len: Buffer) => number;
-  peerAddressLength.writeUInt32LE(peerAddress.length, 0);
+  E.writeUInt32(peerAddressLength, 0, peerAddress.length);
   if (getpeername(fd, peerAddress, peerAddressLength) === 0) return true;
-  lastErrno(); // ENOTCONN (or EINVAL after shutdown): not connected
+  lastErrno(); // ENOTCONN (or EINVAL after shutdown): not connected; EBADF, ENOTSOCK
   return false;
 }
 
+/** True when a stream socket has a peer (getpeername succeeds). */
+function isConnected(fd: number): boolean {
+  return hasPeer(fd);
+}
+
 /**
- * The hot path of toNetSocket/toNetServer: three getsockopt calls instead of describeFd()
- * (which also reads /proc and fstat()s, ~10 µs). Null when the fd is not a TCP/Unix stream
- * socket, or not open: the caller then describes it in full, for the error message.
+ * The hot path of toNetSocket/toReadStream/toWriteStream: is `fd` a connected TCP or Unix
+ * stream socket? Two calls: getpeername succeeds only on a connected socket (never on a
+ * listening one) and its address names the family; SO_TYPE says stream. False for anything
+ * else, or a descriptor that is not open: the caller then describes it in full, for the message.
+ */
+function isConnectedStream(fd: number): boolean {
+  if (!hasPeer(fd)) return false;
+  let family = readFamily(peerAddress, L.sockaddr_un, E);
+  // A peer address without a family (a BSD kernel may say so for an unnamed Unix peer): ask the socket.
+  if (family === AF_UNSPEC) {
+    try {
+      family = socketDomain(fd);
+    } catch {
+      return false;
+    }
+  }
+  if (family !== AF_INET && family !== AF_INET6 && family !== AF_UNIX) return false;
+  try {
+    return getIntOption(fd, SO_TYPE) === SOCK_STREAM;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The hot path of toNetServer: three getsockopt calls instead of describeFd() (which also reads
+ * /proc and fstat()s, ~10 µs). Null when the fd is not a TCP/Unix stream socket, or not open.
  */
 function streamSocketState(fd: number): { listening: boolean } | null {
   try {
     const family = socketDomain(fd);
-    if (family !== C.AF_INET && family !== C.AF_INET6 && family !== C.AF_UNIX) return null;
-    if (getIntOption(fd, C.SO_TYPE) !== C.SOCK_STREAM) return null;
+    if (family !== AF_INET && family !== AF_INET6 && family !== AF_UNIX) return null;
+    if (getIntOption(fd, SO_TYPE) !== SOCK_STREAM) return null;
     return { listening: getIntOption(fd, C.SO_ACCEPTCONN) !== 0 };
   } catch {
     return null; // ENOTSOCK, EBADF
@@ -127,6 +161,9 @@ function suggestionFor(d: FdDescription): string | undefined {
   return undefined;
 }
 
+/** net.Socket's numeric form (lib/net.js: `if (typeof options === 'number') options = { fd: options }; // Legacy interface.`, Node 20 to 26), not in @types/node. */
+type NetSocketFromFd = new (fd: number) => net.Socket;
+
 /** Options of `toNetSocket()`. */
 export interface ToNetSocketOptions {
   /** Default true. */
@@ -157,20 +194,26 @@ function isStreamSocket(d: FdDescription): boolean {
  */
 export function toNetSocket(fd: FdInput, options: ToNetSocketOptions = {}): net.Socket {
   const n = inputFd(fd);
-  const state = streamSocketState(n);
-  if (state === null || state.listening || !isConnected(n)) {
+  if (!isConnectedStream(n)) {
     const { desc } = inspect(fd, 'toNetSocket');
     const wanted = 'a connected TCP or Unix stream socket';
     if (!isStreamSocket(desc) || desc.socket!.listening) throw wrongKind('toNetSocket', n, desc, wanted, suggestionFor(desc));
     throw wrongKind('toNetSocket', n, desc, wanted, 'it is not connected');
   }
   return adoptInto(fd, () => {
-    const socket = new net.Socket({
-      fd: n,
-      readable: options.readable ?? true,
-      writable: options.writable ?? true,
-      allowHalfOpen: options.allowHalfOpen ?? false,
-    });
+    const readable = options.readable ?? true;
+    const writable = options.writable ?? true;
+    let socket: net.Socket;
+    if (readable && writable) {
+      // Node's numeric form, `new net.Socket(fd)`, is `new net.Socket({ fd })` without copying an
+      // options object: the copy site in net.js sees every caller's option shapes, and once it
+      // is megamorphic each construction misses ~35 inline caches (3x slower). allowHalfOpen is
+      // a plain property that Duplex sets in its constructor and net.Socket reads at 'end'.
+      socket = new (net.Socket as unknown as NetSocketFromFd)(n);
+      if (options.allowHalfOpen) socket.allowHalfOpen = true;
+    } else {
+      socket = new net.Socket({ fd: n, readable, writable, allowHalfOpen: options.allowHalfOpen ?? false });
+    }
     if (options.noDelay) socket.setNoDelay(true); // a no-op on Unix sockets
     return socket;
   });
@@ -232,13 +275,18 @@ export interface ToDgramSocketOptions {
 export function toDgramSocket(fd: FdInput, options: ToDgramSocketOptions = {}): dgram.Socket {
   integerOption(options.recvBufferSize, 'options.recvBufferSize', 0, 0x7fffffff, 0);
   integerOption(options.sendBufferSize, 'options.sendBufferSize', 0, 0x7fffffff, 0);
-  const { fd: n, desc } = inspect(fd, 'toDgramSocket');
-  const s = desc.socket;
-  if (desc.kind !== 'socket' || !s || (s.family !== 'inet' && s.family !== 'inet6') || s.type !== 'dgram' || s.protocol !== IPPROTO_UDP) {
-    const unixDgram = s?.family === 'unix' && s.type === 'dgram';
-    throw wrongKind('toDgramSocket', n, desc, 'a UDP socket', unixDgram ? 'Node\'s dgram module supports only UDP (udp4/udp6): use adopt() for Unix datagram sockets' : suggestionFor(desc));
+  const n = inputFd(fd);
+  let family = udpFamily(n);
+  if (family === null) {
+    const { desc } = inspect(fd, 'toDgramSocket');
+    const s = desc.socket;
+    if (desc.kind !== 'socket' || !s || (s.family !== 'inet' && s.family !== 'inet6') || s.type !== 'dgram' || s.protocol !== IPPROTO_UDP) {
+      const unixDgram = s?.family === 'unix' && s.type === 'dgram';
+      throw wrongKind('toDgramSocket', n, desc, 'a UDP socket', unixDgram ? 'Node\'s dgram module supports only UDP (udp4/udp6): use adopt() for Unix datagram sockets' : suggestionFor(desc));
+    }
+    family = s.family;
   }
-  const socket = dgram.createSocket({ type: s.family === 'inet6' ? 'udp6' : 'udp4', ...options });
+  const socket = dgram.createSocket({ type: family === 'inet6' ? 'udp6' : 'udp4', ...options });
   // dgram's bind({ fd }) ignores fd 0 (it would bind a new socket instead): move it off 0.
   const use = n === 0 ? dupCloexec(0) : n;
   try {
@@ -260,6 +308,63 @@ export interface ToStreamOptions {
   highWaterMark?: number;
   /** Read strings in this encoding instead of Buffers (toReadStream only). */
   encoding?: BufferEncoding;
+}
+
+/** The hot path of toDgramSocket: 'inet'/'inet6' for a UDP socket (three getsockopt calls), else null. */
+function udpFamily(fd: number): 'inet' | 'inet6' | null {
+  // Without SO_PROTOCOL (darwin, NetBSD) a datagram socket cannot be told from ICMP: describe it.
+  if (C.SO_PROTOCOL === null) return null;
+  try {
+    if (getIntOption(fd, SO_TYPE) !== C.SOCK_DGRAM || getIntOption(fd, C.SO_PROTOCOL) !== IPPROTO_UDP) return null;
+    const family = socketDomain(fd);
+    return family === AF_INET ? 'inet' : family === AF_INET6 ? 'inet6' : null;
+  } catch {
+    return null;
+  }
+}
+
+type StreamKind = 'file' | 'pipe' | 'tty' | 'socket';
+
+/**
+ * The hot path of toReadStream/toWriteStream: what `fd` becomes, from F_GETFL, statx/fstat and
+ * (for a device) isatty or (for a socket) isConnectedStream — or null when it is not something
+ * they take, or not open: the caller then describes it in full, for the message.
+ */
+function quickStreamKind(fd: number, direction: 'read' | 'write'): StreamKind | null {
+  let flags: number;
+  let type: string;
+  try {
+    flags = fcntlInt('fcntl', fd, C.F_GETFL);
+    type = fdStat(fd).type;
+  } catch {
+    return null;
+  }
+  if (C.O_PATH !== null && flags & C.O_PATH) return null;
+  // As describeFd names the access mode: O_RDWR if that bit is set, else O_WRONLY, else O_RDONLY.
+  const access = flags & fs.constants.O_RDWR ? 'rw' : flags & fs.constants.O_WRONLY ? 'w' : 'r';
+  if ((direction === 'read' && access === 'w') || (direction === 'write' && access === 'r')) return null;
+  switch (type) {
+    case 'file':
+    case 'block':
+      return 'file';
+    case 'fifo':
+      return 'pipe';
+    case 'char':
+      return isTerminal(fd) ? 'tty' : 'file';
+    case 'socket':
+      return isConnectedStream(fd) ? 'socket' : null;
+    default:
+      return null;
+  }
+}
+
+/** What toReadStream/toWriteStream make of `input`: the quick answer, or the full check (which throws with a description). */
+function streamKind(input: FdInput, fn: string, direction: 'read' | 'write'): { fd: number; kind: StreamKind } {
+  const fd = inputFd(input);
+  const kind = quickStreamKind(fd, direction);
+  if (kind !== null) return { fd, kind };
+  const { desc } = inspect(input, fn);
+  return { fd, kind: checkStreamable(fn, fd, desc, direction) };
 }
 
 const fileKinds = new Set(['file', 'memfd', 'char', 'block']);
@@ -289,8 +394,7 @@ function checkStreamable(fn: string, n: number, desc: FdDescription, direction: 
  */
 export function toReadStream(fd: FdInput, options: ToStreamOptions = {}): fs.ReadStream | net.Socket {
   integerOption(options.highWaterMark, 'options.highWaterMark', 0, 0x7fffffff, 0);
-  const { fd: n, desc } = inspect(fd, 'toReadStream');
-  const kind = checkStreamable('toReadStream', n, desc, 'read');
+  const { fd: n, kind } = streamKind(fd, 'toReadStream', 'read');
   return adoptInto(fd, () => {
     let stream: fs.ReadStream | net.Socket;
     if (kind === 'file') stream = fs.createReadStream('', { fd: n, highWaterMark: options.highWaterMark });
@@ -309,8 +413,7 @@ export function toReadStream(fd: FdInput, options: ToStreamOptions = {}): fs.Rea
  */
 export function toWriteStream(fd: FdInput, options: Pick<ToStreamOptions, 'highWaterMark'> = {}): fs.WriteStream | net.Socket {
   integerOption(options.highWaterMark, 'options.highWaterMark', 0, 0x7fffffff, 0);
-  const { fd: n, desc } = inspect(fd, 'toWriteStream');
-  const kind = checkStreamable('toWriteStream', n, desc, 'write');
+  const { fd: n, kind } = streamKind(fd, 'toWriteStream', 'write');
   return adoptInto(fd, () => {
     if (kind === 'file') return fs.createWriteStream('', { fd: n, highWaterMark: options.highWaterMark });
     if (kind === 'tty') return new tty.WriteStream(n);

@@ -1,4 +1,5 @@
-/** UnixSocket: sendmsg/recvmsg with SCM_RIGHTS, sync and async. */
+/** UnixSocket: sendmsg/recvmsg with SCM_RIGHTS, sync and async, one message or a batch at a time. */
+import { Buffer } from 'node:buffer';
 import { checkSignal, integerOption, NO_FDS, timeoutOption, toCredentials, toFdNumbers, toPayload, type Payload, type SignalOptions } from './args.js';
 import { parseControl, type Credentials, type ParsedControl, type PeerCredentials } from './cmsg.js';
 import { RECV_FLAGS, SEND_FLAGS, receivedCloexec } from './create.js';
@@ -7,13 +8,13 @@ import { Fd } from './fd.js';
 import { fdNumber, type FdLike } from './fdlike.js';
 import { FRAME_HEADER_BYTES, FRAME_MAX_PAYLOAD, FrameReader, NEED_MORE, encodeFrameHeader } from './framing.js';
 import { C, CAPS, CMSG, CREDENTIALS, EAGAIN, EINTR, check, closeQuietly, lastErrno, sys, unsupported } from './libc.js';
-import { RecvBuffers, SendBuffers } from './msghdr.js';
+import { RecvBuffers, SendBuffers, recvmsgAt, sendmsgAt } from './msghdr.js';
 import { prepareHandOff, type HandOff } from './node.js';
 import { POLLIN, POLLOUT, Watcher, waitSync } from './poll.js';
 import { peerPidFdOf, type PidFd } from './pidfd.js';
-import { SendOp, dupAll, partialSendError, sendError, settleHandOff } from './send-op.js';
+import { SendOp, keepFds, letGoFds, partialSendError, sendError, settleHandOff } from './send-op.js';
 import { peerCredentials, setIntOption } from './sockopt.js';
-import { AGAIN, WaitQueue, newWaiter, type Waiter } from './wait-queue.js';
+import { AGAIN, WaitQueue, noop, type Waiter } from './wait-queue.js';
 
 export type { Payload, SignalOptions } from './args.js';
 
@@ -47,6 +48,27 @@ export interface RecvOptions extends SignalOptions {
 /** Options of `recvSync()`: those of `recv()` without `signal`, plus `timeoutMs`. */
 export interface RecvSyncOptions extends Omit<RecvOptions, 'signal'> {
   /** Give up with ETIMEDOUT after this many milliseconds (0 to 2^31-1). Default (or Infinity): wait forever. Negative values are refused. */
+  timeoutMs?: number;
+}
+
+/**
+ * Options of `recvBatch()` and `batches()`: the per-message limits of `recv()`, and the batch's
+ * own. A batch ends when the next message would block, at end of stream, or once it reaches
+ * one of its limits — so it holds at most `maxMessages` messages, fewer than
+ * `maxBatchBytes + maxBytes` payload bytes and fewer than `maxBatchFds + maxFds` descriptors.
+ */
+export interface RecvBatchOptions extends RecvOptions {
+  /** Most messages in one batch, 1 to 65536 (default 256). */
+  maxMessages?: number;
+  /** The batch ends once its payloads add up to this many bytes or more, 1 to 2^30 (default 1 MiB). */
+  maxBatchBytes?: number;
+  /** The batch ends once it holds this many descriptors or more, 1 to 2^20 (default 256). */
+  maxBatchFds?: number;
+}
+
+/** Options of `recvBatchSync()`: those of `recvBatch()` without `signal`, plus `timeoutMs`. */
+export interface RecvBatchSyncOptions extends Omit<RecvBatchOptions, 'signal'> {
+  /** Give up with ETIMEDOUT after this many milliseconds (0 to 2^31-1) without a message. Default (or Infinity): wait forever. Negative values are refused. */
   timeoutMs?: number;
 }
 
@@ -87,16 +109,97 @@ export interface SendOptions extends SignalOptions, HandOffOptions, CredentialsO
 
 const DEFAULT_MAX_BYTES = 65536;
 const MAX_MAX_BYTES = 1 << 30;
+const MAX_FDS = C.SCM_MAX_FD;
+const MSG_CTRUNC = C.MSG_CTRUNC;
+const MSG_TRUNC = C.MSG_TRUNC;
+const ATOMIC_CLOEXEC = CAPS.atomicCloexec;
+
+/** What one batch may hold (see RecvBatchOptions). */
+interface BatchLimits {
+  readonly maxBytes: number;
+  readonly maxFds: number;
+  readonly maxMessages: number;
+  readonly maxBatchBytes: number;
+  readonly maxBatchFds: number;
+}
+
+const DEFAULT_LIMITS: BatchLimits = Object.freeze({
+  maxBytes: DEFAULT_MAX_BYTES,
+  maxFds: MAX_FDS,
+  maxMessages: 256,
+  maxBatchBytes: 1 << 20,
+  maxBatchFds: 256,
+});
+
+function batchLimits(options: RecvBatchOptions | RecvBatchSyncOptions | undefined): BatchLimits {
+  if (options === undefined) return DEFAULT_LIMITS;
+  return {
+    maxBytes: integerOption(options.maxBytes, 'options.maxBytes', 1, MAX_MAX_BYTES, DEFAULT_MAX_BYTES),
+    maxFds: integerOption(options.maxFds, 'options.maxFds', 0, MAX_FDS, MAX_FDS),
+    maxMessages: integerOption(options.maxMessages, 'options.maxMessages', 1, 65536, DEFAULT_LIMITS.maxMessages),
+    maxBatchBytes: integerOption(options.maxBatchBytes, 'options.maxBatchBytes', 1, MAX_MAX_BYTES, DEFAULT_LIMITS.maxBatchBytes),
+    maxBatchFds: integerOption(options.maxBatchFds, 'options.maxBatchFds', 1, 1 << 20, DEFAULT_LIMITS.maxBatchFds),
+  };
+}
+
+/**
+ * Node's own Buffer class (what Buffer.allocUnsafe returns instances of), where the runtime
+ * exposes it as Buffer[Symbol.species] (Node 20 to 26); null elsewhere.
+ */
+const FastBuffer: (new (buffer: ArrayBuffer, byteOffset: number, length: number) => Buffer) | null = (() => {
+  try {
+    const F = (Buffer as unknown as Record<symbol, unknown>)[Symbol.species] as new (b: ArrayBuffer, o: number, n: number) => Buffer;
+    return typeof F === 'function' && F !== Buffer && Buffer.isBuffer(new F(new ArrayBuffer(8), 0, 1)) ? F : null;
+  } catch {
+    return null;
+  }
+})();
+const POOL_BYTES = 8192;
+const POOLED_BYTES = 1024;
+let pool = new ArrayBuffer(POOL_BYTES);
+let poolOffset = 0;
+
+/**
+ * A Buffer for a received payload: for small ones a slice of a shared pool, as Buffer.allocUnsafe
+ * makes them, without its argument checks (a copy of a few bytes costs less than those).
+ */
+function payloadBuffer(n: number): Buffer {
+  if (n > POOLED_BYTES || FastBuffer === null) return Buffer.allocUnsafe(n);
+  if (poolOffset + n > POOL_BYTES) {
+    pool = new ArrayBuffer(POOL_BYTES);
+    poolOffset = 0;
+  }
+  const b = new FastBuffer(pool, poolOffset, n);
+  poolOffset = (poolOffset + n + 7) & ~7;
+  return b;
+}
 
 // One set of msghdr buffers per thread: every syscall fills and reads them synchronously.
 let sendBuffers: SendBuffers | undefined;
 let recvBuffers: RecvBuffers | undefined;
 
-/** One message to send; the same shape for sync and async calls (one hidden class on the hot path). */
+type RecvResult = Message | Message[] | null;
 
-interface RecvOp extends Waiter<Message | null> {
-  maxBytes: number;
-  maxFds: number;
+/** What a waiting receive returns: one message (recv), a batch (recvBatch), or one message with the rest of its batch read ahead (the async iterator). */
+const ONE = 0;
+const BATCH = 1;
+const READ_AHEAD = 2;
+
+class RecvOp implements Waiter<RecvResult> {
+  resolve: (value: RecvResult) => void = noop;
+  reject: (err: unknown) => void = noop;
+  constructor(
+    readonly signal: AbortSignal | undefined,
+    readonly mode: typeof ONE | typeof BATCH | typeof READ_AHEAD,
+    readonly maxBytes: number,
+    readonly maxFds: number,
+    readonly limits: BatchLimits,
+  ) {}
+}
+
+/** A receive error that came after messages read ahead: thrown when its turn comes. */
+class Deferred {
+  constructor(readonly error: unknown) {}
 }
 
 /**
@@ -113,6 +216,145 @@ export interface SocketSteps {
   recv(socket: UnixSocket, maxBytes: number, maxFds: number, into?: Buffer): Message | null | typeof AGAIN;
 }
 export let socketSteps: SocketSteps;
+
+/** What the iterators below need from a UnixSocket's private state. */
+let iteration: {
+  nextAhead(socket: UnixSocket): Message | undefined;
+  recvAhead(socket: UnixSocket): Promise<Message | null>;
+  recvBatch(socket: UnixSocket, limits: BatchLimits, signal: AbortSignal | undefined): Promise<Message[] | null>;
+};
+
+function done<T>(): IteratorResult<T, void> {
+  return { value: undefined, done: true };
+}
+
+/**
+ * `for await (const msg of socket)`. Hand-written rather than an async generator: a message
+ * already read ahead goes out as one resolved promise, with no generator resumption and no
+ * extra await per `yield`. Like a generator, it is finished after it ends, throws, or return().
+ */
+class MessageIterator implements AsyncGenerator<Message, void, undefined> {
+  #socket: UnixSocket | null;
+
+  constructor(socket: UnixSocket) {
+    this.#socket = socket;
+  }
+
+  next(): Promise<IteratorResult<Message, void>> {
+    const socket = this.#socket;
+    if (socket === null || socket.closed) return this.#finish();
+    let msg: Message | undefined;
+    try {
+      msg = iteration.nextAhead(socket);
+    } catch (err) {
+      this.#socket = null;
+      return Promise.reject(err);
+    }
+    if (msg !== undefined) return Promise.resolve({ value: msg, done: false });
+    return iteration.recvAhead(socket).then(
+      (m): IteratorResult<Message, void> => (m === null ? (this.#socket = null, done()) : { value: m, done: false }),
+      (err: unknown) => {
+        this.#socket = null;
+        throw err;
+      },
+    );
+  }
+
+  return(): Promise<IteratorResult<Message, void>> {
+    return this.#finish();
+  }
+
+  throw(err: unknown): Promise<IteratorResult<Message, void>> {
+    this.#socket = null;
+    return Promise.reject(err);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.#socket = null;
+  }
+
+  #finish(): Promise<IteratorResult<Message, void>> {
+    this.#socket = null;
+    return Promise.resolve(done());
+  }
+}
+
+/** `for await (const batch of socket.batches(options))`: one recvBatch per step. */
+class BatchIterator implements AsyncGenerator<Message[], void, undefined> {
+  #socket: UnixSocket | null;
+  readonly #limits: BatchLimits;
+  readonly #signal: AbortSignal | undefined;
+
+  constructor(socket: UnixSocket, limits: BatchLimits, signal: AbortSignal | undefined) {
+    this.#socket = socket;
+    this.#limits = limits;
+    this.#signal = signal;
+  }
+
+  next(): Promise<IteratorResult<Message[], void>> {
+    const socket = this.#socket;
+    if (socket === null || socket.closed) return this.#finish();
+    if (this.#signal?.aborted) {
+      this.#socket = null;
+      return Promise.reject(abortError(this.#signal));
+    }
+    return iteration.recvBatch(socket, this.#limits, this.#signal).then(
+      (b): IteratorResult<Message[], void> => (b === null ? (this.#socket = null, done()) : { value: b, done: false }),
+      (err: unknown) => {
+        this.#socket = null;
+        throw err;
+      },
+    );
+  }
+
+  return(): Promise<IteratorResult<Message[], void>> {
+    return this.#finish();
+  }
+
+  throw(err: unknown): Promise<IteratorResult<Message[], void>> {
+    this.#socket = null;
+    return Promise.reject(err);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.#socket = null;
+  }
+
+  #finish(): Promise<IteratorResult<Message[], void>> {
+    this.#socket = null;
+    return Promise.resolve(done());
+  }
+}
+
+/**
+ * The fd numbers of a send. An array of plain descriptor numbers is used as it is (the op reads
+ * it only during the call: a send that has to wait replaces it with duplicates at once); anything
+ * else is converted and checked by toFdNumbers.
+ */
+function fdNumbersOf(fds: readonly FdLike[] | null | undefined): number[] {
+  if (Array.isArray(fds) && fds.length <= MAX_FDS) {
+    let i = 0;
+    for (; i < fds.length; i++) {
+      const f = fds[i];
+      if (typeof f !== 'number' || (f | 0) !== f || f < 0) break;
+    }
+    if (i === fds.length) return fds as number[];
+  }
+  return toFdNumbers(fds);
+}
+
+/** A non-empty Buffer as it is (one prototype check); anything else through toPayload. */
+function payloadOf(data: Payload): Buffer {
+  return data instanceof Buffer && data.length > 0 ? data : toPayload(data);
+}
 
 /** The `credentials` send option: only where a sender may attach credentials (Linux). */
 function credentialsOption(value: unknown): Credentials | undefined {
@@ -134,16 +376,28 @@ export class UnixSocket {
   /** Readiness on the event loop; holds no uv handle until an operation waits. */
   readonly #watcher: Watcher;
   readonly #sends: WaitQueue<SendOp, number>;
-  readonly #recvs: WaitQueue<RecvOp, Message | null>;
+  readonly #recvs: WaitQueue<RecvOp, RecvResult>;
   /** Set once a stream send was cut off mid-message: every later send fails with it. */
   #sendBroken: FdPassError | null = null;
   /** 'framed' only: bytes and descriptors read but not yet returned as a message. */
   readonly #frames: FrameReader | null;
   /** 'framed' only: credentials of the latest read, for the message it completes. */
   #frameCredentials: Credentials | undefined;
+  /**
+   * Messages read from the kernel before anyone asked for them (the async iterator reads a
+   * batch and hands it out one message at a time), and errors that came after them. Every
+   * receive serves these first, so the order is the kernel's whatever mix of calls is used.
+   */
+  #ahead: (Message | Deferred)[] = [];
+  #aheadHead = 0;
 
   static {
     socketSteps = { send: (s, op) => s.#trySend(op), recv: (s, maxBytes, maxFds, into) => s.#tryRecv(maxBytes, maxFds, into) };
+    iteration = {
+      nextAhead: (s) => s.#nextAhead(),
+      recvAhead: (s) => s.#submitRecv(new RecvOp(undefined, READ_AHEAD, DEFAULT_MAX_BYTES, MAX_FDS, DEFAULT_LIMITS)) as Promise<Message | null>,
+      recvBatch: (s, limits, signal) => s.#submitRecv(new RecvOp(signal, BATCH, limits.maxBytes, limits.maxFds, limits)) as Promise<Message[] | null>,
+    };
   }
 
   /** Wrap a connected AF_UNIX socket descriptor and take ownership of it. Prefer `adopt()`. */
@@ -164,22 +418,20 @@ export class UnixSocket {
           err.message += ` after ${op.offset} of ${op.data.length} bytes were written (the socket can no longer send)`;
           this.#breakSending(op);
         },
-        // A waiting send holds its own duplicates: the caller may close (and the number be
-        // reused for another file) before the message goes, and the peer must still get the
-        // file that was passed.
+        // A waiting send keeps what it passes: the caller may close (and the number be reused
+        // for another file) before the message goes, and the peer must still get the file that
+        // was passed (see keepFds).
         onQueue: (op) => {
-          if (op.started || op.fds.length === 0) return;
-          op.fds = dupAll(op.fds);
-          op.ownsFds = true;
+          if (op.started || op.fds.length === 0) op.sources = null;
+          else keepFds(op);
         },
-        onLeave: (op) => {
-          if (!op.ownsFds) return;
-          for (const fd of op.fds) closeQuietly(fd);
-          op.ownsFds = false;
-        },
+        onLeave: letGoFds,
       },
     );
-    this.#recvs = new WaitQueue<RecvOp, Message | null>((op) => this.#tryRecv(op.maxBytes, op.maxFds), () => this.#updateInterest());
+    this.#recvs = new WaitQueue<RecvOp, RecvResult>(
+      (op) => (op.mode === ONE ? this.#take(op.maxBytes, op.maxFds) : op.mode === BATCH ? this.#takeBatch(op.limits) : this.#takeReadAhead()),
+      () => this.#updateInterest(),
+    );
   }
 
   /** The descriptor number (owned by this socket). Throws once closed. */
@@ -199,21 +451,41 @@ export class UnixSocket {
    * the receiver gets new descriptors for the same open files.
    */
   sendSync(data?: Payload, fds?: readonly FdLike[] | null, options?: SendSyncOptions): number {
-    const fdNumbers = toFdNumbers(fds);
-    const op = new SendOp(this.#message(toPayload(data), fdNumbers), fdNumbers, undefined, options === undefined ? undefined : credentialsOption(options.credentials));
-    const timeoutMs = timeoutOption(options?.timeoutMs);
+    const fdNumbers = fdNumbersOf(fds);
+    const payload = this.#message(payloadOf(data), fdNumbers);
+    if (options !== undefined) return this.#sendSyncWith(new SendOp(payload, fdNumbers, undefined, credentialsOption(options.credentials), null), fds, options);
     if (this.#sends.waiting) throw busyError('send');
     if (this.#sendBroken !== null) throw this.#sendBroken;
-    const handOff = options?.close ? prepareHandOff(fds ?? []) : null;
-    const deadline = timeoutMs < 0 ? -1 : Date.now() + timeoutMs;
+    // The hot path: one sendmsg takes all of it, and no op object is made. Kept small, so that
+    // it inlines into a caller's loop.
+    const fd = this.fd;
+    const buffers = (sendBuffers ??= new SendBuffers());
+    const n = sendmsgAt(fd, buffers.prepare(payload, 0, fdNumbers), SEND_FLAGS);
+    buffers.unpin();
+    if (n === payload.length) return this.#frames === null ? n : n - FRAME_HEADER_BYTES;
+    return this.#sendSyncRest(new SendOp(payload, fdNumbers, undefined, undefined, null), n, fd);
+  }
+
+  /** sendSync after a first sendmsg that returned `n`: part of a stream message, EAGAIN, EINTR or an error. */
+  #sendSyncRest(op: SendOp, n: number, fd: number): number {
+    if (n > 0) {
+      op.started = true;
+      op.offset = n;
+    } else if (n < 0) {
+      const errno = lastErrno();
+      if (errno !== EAGAIN && errno !== EINTR) throw sendError(errno, op, fd);
+    }
+    if (!this.#trySend(op)) this.#sendSyncWait(op, -1);
+    return this.#payloadLength(op);
+  }
+
+  #sendSyncWith(op: SendOp, fds: readonly FdLike[] | null | undefined, options: SendSyncOptions): number {
+    const timeoutMs = timeoutOption(options.timeoutMs);
+    if (this.#sends.waiting) throw busyError('send');
+    if (this.#sendBroken !== null) throw this.#sendBroken;
+    const handOff = options.close ? prepareHandOff(fds ?? []) : null;
     try {
-      while (!this.#trySend(op)) {
-        if (!waitSync(this.fd, POLLOUT, deadline < 0 ? -1 : Math.max(0, deadline - Date.now()))) {
-          // A stream message cut off part-way: the peer would read the next message as its rest.
-          if (op.started) this.#breakSending(op);
-          throw timeoutError('sendmsg');
-        }
-      }
+      if (!this.#trySend(op)) this.#sendSyncWait(op, timeoutMs);
     } catch (err) {
       if (handOff) settleHandOff(handOff, op.started);
       throw err;
@@ -222,6 +494,19 @@ export class UnixSocket {
     return this.#payloadLength(op);
   }
 
+  /** Block until `op` is all sent, or the timeout (ms, -1: none) passes. */
+  #sendSyncWait(op: SendOp, timeoutMs: number): void {
+    const deadline = timeoutMs < 0 ? -1 : Date.now() + timeoutMs;
+    do {
+      if (!waitSync(this.fd, POLLOUT, deadline < 0 ? -1 : Math.max(0, deadline - Date.now()))) {
+        // A stream message cut off part-way: the peer would read the next message as its rest.
+        if (op.started) this.#breakSending(op);
+        throw timeoutError('sendmsg');
+      }
+    } while (!this.#trySend(op));
+  }
+
+
   /** Send asynchronously, in order with other `send` calls; resolves with the bytes written. */
   send(data?: Payload, fds?: readonly FdLike[] | null, options?: SendOptions): Promise<number> {
     let op: SendOp;
@@ -229,8 +514,8 @@ export class UnixSocket {
     try {
       const signal = checkSignal(options);
       if (signal?.aborted) return Promise.reject(abortError(signal));
-      const fdNumbers = toFdNumbers(fds);
-      op = new SendOp(this.#message(toPayload(data), fdNumbers), fdNumbers, signal, options === undefined ? undefined : credentialsOption(options.credentials));
+      const fdNumbers = fdNumbersOf(fds);
+      op = new SendOp(this.#message(payloadOf(data), fdNumbers), fdNumbers, signal, options === undefined ? undefined : credentialsOption(options.credentials), fdNumbers === fds ? null : fds ?? null);
       this.fd;
       if (this.#sendBroken !== null) throw this.#sendBroken;
       if (options?.close) handOff = prepareHandOff(fds ?? []);
@@ -254,16 +539,18 @@ export class UnixSocket {
    * (the peer closed). Throws ETIMEDOUT after `timeoutMs`.
    */
   recvSync(options?: RecvSyncOptions): Message | null {
-    const maxBytes = integerOption(options?.maxBytes, 'options.maxBytes', 1, MAX_MAX_BYTES, DEFAULT_MAX_BYTES);
-    const maxFds = integerOption(options?.maxFds, 'options.maxFds', 0, C.SCM_MAX_FD, C.SCM_MAX_FD);
-    const timeoutMs = timeoutOption(options?.timeoutMs);
-    if (this.#recvs.waiting) throw busyError('recv');
-    const deadline = timeoutMs < 0 ? -1 : Date.now() + timeoutMs;
-    for (;;) {
-      const result = this.#tryRecv(maxBytes, maxFds);
-      if (result !== AGAIN) return result;
-      if (!waitSync(this.fd, POLLIN, deadline < 0 ? -1 : Math.max(0, deadline - Date.now()))) throw timeoutError('recvmsg');
+    let maxBytes = DEFAULT_MAX_BYTES;
+    let maxFds = MAX_FDS;
+    let timeoutMs = -1;
+    if (options !== undefined) {
+      maxBytes = integerOption(options.maxBytes, 'options.maxBytes', 1, MAX_MAX_BYTES, DEFAULT_MAX_BYTES);
+      maxFds = integerOption(options.maxFds, 'options.maxFds', 0, MAX_FDS, MAX_FDS);
+      timeoutMs = timeoutOption(options.timeoutMs);
     }
+    if (this.#recvs.waiting) throw busyError('recv');
+    const result = this.#take(maxBytes, maxFds);
+    if (result !== AGAIN) return result;
+    return this.#waitSync(timeoutMs, () => this.#take(maxBytes, maxFds));
   }
 
   /**
@@ -275,24 +562,67 @@ export class UnixSocket {
     try {
       const signal = checkSignal(options);
       const maxBytes = integerOption(options?.maxBytes, 'options.maxBytes', 1, MAX_MAX_BYTES, DEFAULT_MAX_BYTES);
-      const maxFds = integerOption(options?.maxFds, 'options.maxFds', 0, C.SCM_MAX_FD, C.SCM_MAX_FD);
+      const maxFds = integerOption(options?.maxFds, 'options.maxFds', 0, MAX_FDS, MAX_FDS);
       if (signal?.aborted) return Promise.reject(abortError(signal));
-      op = Object.assign(newWaiter<Message | null>(signal), { maxBytes, maxFds });
-      this.fd;
+      op = new RecvOp(signal, ONE, maxBytes, maxFds, DEFAULT_LIMITS);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#recvs.submit(op);
+    return this.#submitRecv(op) as Promise<Message | null>;
   }
 
-  /** `for await (const msg of socket)`: every message until end of stream. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<Message, void, undefined> {
-    // Ends at end of stream, and when this socket is closed (between messages or while waiting).
-    while (!this.closed) {
-      const msg = await this.recv();
-      if (msg === null) return;
-      yield msg;
+  /**
+   * Every message already queued, up to the batch limits, in one call, blocking the thread until
+   * there is at least one. Returns null at end of stream. Throws ETIMEDOUT after `timeoutMs`.
+   * An error after the first message (ERR_FDPASS_TRUNC, ERR_FDPASS_CTRUNC, ECONNRESET, …) ends
+   * the batch; the next receive throws it.
+   */
+  recvBatchSync(options?: RecvBatchSyncOptions): Message[] | null {
+    const limits = batchLimits(options);
+    const timeoutMs = timeoutOption(options?.timeoutMs);
+    if (this.#recvs.waiting) throw busyError('recv');
+    const result = this.#takeBatch(limits);
+    if (result !== AGAIN) return result;
+    return this.#waitSync(timeoutMs, () => this.#takeBatch(limits));
+  }
+
+  /**
+   * Every message already queued, up to the batch limits, in one call: resolves once there is
+   * at least one (an array of one or more messages, in order), null at end of stream or when
+   * this socket is closed while the call waits. Waits in order with `recv()` calls. The
+   * messages and their fds belong to the caller, as with `recv()`.
+   */
+  recvBatch(options?: RecvBatchOptions): Promise<Message[] | null> {
+    let op: RecvOp;
+    try {
+      const signal = checkSignal(options);
+      const limits = batchLimits(options);
+      if (signal?.aborted) return Promise.reject(abortError(signal));
+      op = new RecvOp(signal, BATCH, limits.maxBytes, limits.maxFds, limits);
+    } catch (err) {
+      return Promise.reject(err);
     }
+    return this.#submitRecv(op) as Promise<Message[] | null>;
+  }
+
+  /**
+   * `for await (const batch of socket.batches())`: one `recvBatch(options)` per iteration, until
+   * end of stream or until this socket is closed. Options are checked here, before iterating.
+   */
+  batches(options?: RecvBatchOptions): AsyncGenerator<Message[], void, undefined> {
+    const signal = checkSignal(options);
+    return new BatchIterator(this, batchLimits(options), signal);
+  }
+
+  /**
+   * `for await (const msg of socket)`: every message until end of stream, or until this socket
+   * is closed. It reads whatever is queued in one batch (default batch limits) and hands the
+   * messages out one at a time; any it has not handed out when the loop ends (break, return,
+   * throw) stay with the socket, first in line for the next receive, and `close()` closes
+   * their fds.
+   */
+  [Symbol.asyncIterator](): AsyncGenerator<Message, void, undefined> {
+    return new MessageIterator(this);
   }
 
   /**
@@ -343,6 +673,7 @@ export class UnixSocket {
     this.#fd = -1;
     closeQuietly(fd);
     this.#frames?.close();
+    this.#closeAhead();
     this.#sends.flush((op) => op.reject(closedError('UnixSocket')));
     this.#recvs.flush((op) => op.resolve(null));
   }
@@ -369,14 +700,31 @@ export class UnixSocket {
     const fd = this.fd;
     if (this.#sends.waiting || this.#recvs.waiting) throw new FdPassError('ERR_FDPASS_BUSY', 'cannot release a socket with pending operations');
     if (this.#frames?.holdsData) throw new FdPassError('ERR_FDPASS_BUSY', 'cannot release a framed socket holding bytes or descriptors it already read (receive them first)');
+    if (this.#aheadHead < this.#ahead.length) throw new FdPassError('ERR_FDPASS_BUSY', 'cannot release a socket holding messages its async iterator read ahead (receive them first)');
     this.#watcher.close();
     this.#fd = -1;
     return fd;
   }
 
   #updateInterest(): void {
-    if (this.#fd >= 0) this.#watcher.want(this.#recvs.waiting, this.#sends.waiting);
+    if (this.#fd < 0) return;
+    const readable = this.#recvs.waiting;
+    const writable = this.#sends.waiting;
+    if (readable || writable) this.#watcher.want(readable, writable);
+    else if (!this.#stopScheduled) {
+      // Nothing waits. A caller that just got its result usually asks again within this turn
+      // (a for-await loop, a ping-pong): stop watching only if it has not a turn later, rather
+      // than stop and restart the uv_poll handle (two epoll_ctl calls) for every message.
+      this.#stopScheduled = true;
+      setImmediate(this.#stopIfIdle);
+    }
   }
+
+  #stopScheduled = false;
+  readonly #stopIfIdle = (): void => {
+    this.#stopScheduled = false;
+    if (this.#fd >= 0 && !this.#recvs.waiting && !this.#sends.waiting) this.#watcher.want(false, false);
+  };
 
   /** A stream send stopped part-way: fail it for good, with every send still queued behind it. */
   #breakSending(op: SendOp): void {
@@ -393,6 +741,7 @@ export class UnixSocket {
   /** One step of a send: true when all of it is in the kernel, false on EAGAIN. */
   #trySend(op: SendOp): boolean {
     const fd = this.fd;
+    if (op.keepError !== null) throw op.keepError;
     const buffers = (sendBuffers ??= new SendBuffers());
     for (;;) {
       // Stream sockets may take part of the bytes: the fds went with the first part, never again.
@@ -400,7 +749,7 @@ export class UnixSocket {
       const msghdr = op.credentials === undefined
         ? buffers.prepare(op.data, op.offset, op.started ? null : op.fds)
         : buffers.prepareWithCredentials(op.data, op.offset, op.started ? null : op.fds, op.credentials);
-      const n = sys.sendmsg(fd, msghdr, SEND_FLAGS) as number;
+      const n = sendmsgAt(fd, msghdr, SEND_FLAGS);
       buffers.unpin();
       if (n < 0) {
         const errno = lastErrno();
@@ -426,6 +775,137 @@ export class UnixSocket {
     return this.#frames === null ? op.data.length : op.data.length - FRAME_HEADER_BYTES;
   }
 
+  #submitRecv(op: RecvOp): Promise<RecvResult> {
+    if (this.#fd < 0) return Promise.reject(closedError('UnixSocket'));
+    return this.#recvs.submit(op);
+  }
+
+  /** Block until `attempt` returns something other than AGAIN, or the timeout (ms, -1: none) passes. */
+  #waitSync<T>(timeoutMs: number, attempt: () => T | typeof AGAIN): T {
+    const deadline = timeoutMs < 0 ? -1 : Date.now() + timeoutMs;
+    for (;;) {
+      if (!waitSync(this.fd, POLLIN, deadline < 0 ? -1 : Math.max(0, deadline - Date.now()))) throw timeoutError('recvmsg');
+      const result = attempt();
+      if (result !== AGAIN) return result;
+    }
+  }
+
+  /** One message: the next one read ahead, else from the kernel. */
+  #take(maxBytes: number, maxFds: number): Message | null | typeof AGAIN {
+    return this.#aheadHead < this.#ahead.length ? this.#fromAhead(maxBytes, maxFds) : this.#tryRecv(maxBytes, maxFds);
+  }
+
+  /**
+   * Messages until one would block, end of stream, or a limit. An error after the first message
+   * ends the batch and waits, first in line, for the next receive; a batch never loses a message.
+   */
+  #takeBatch(limits: BatchLimits): Message[] | null | typeof AGAIN {
+    const { maxBytes, maxFds, maxMessages, maxBatchBytes, maxBatchFds } = limits;
+    let out: Message[] | null = null;
+    let count = 0;
+    let bytes = 0;
+    let fds = 0;
+    do {
+      let m: Message | null | typeof AGAIN;
+      try {
+        m = this.#take(maxBytes, maxFds);
+      } catch (err) {
+        if (out === null) throw err;
+        this.#unshiftAhead(new Deferred(err));
+        break;
+      }
+      if (m === AGAIN) break;
+      // End of stream stays: the next call sees it again.
+      if (m === null) return out;
+      if (out === null) out = [m];
+      else out.push(m);
+      count++;
+      bytes += m.data.length;
+      fds += m.fds.length;
+    } while (count < maxMessages && bytes < maxBatchBytes && fds < maxBatchFds && this.#fd >= 0);
+    return out === null ? AGAIN : out;
+  }
+
+  /** The async iterator's receive: the next message read ahead, or a new batch (its first message; the rest read ahead). */
+  #takeReadAhead(): Message | null | typeof AGAIN {
+    if (this.#aheadHead < this.#ahead.length) return this.#fromAhead(DEFAULT_MAX_BYTES, MAX_FDS);
+    const batch = this.#takeBatch(DEFAULT_LIMITS);
+    if (batch === AGAIN || batch === null) return batch;
+    if (batch.length > 1) {
+      const ahead = this.#ahead;
+      if (ahead.length === 0) {
+        // The batch array becomes the queue.
+        this.#ahead = batch;
+        this.#aheadHead = 1;
+        const first = batch[0];
+        batch[0] = undefined as unknown as Message;
+        return first;
+      }
+      // A deferred error is queued: the rest of this batch comes before it.
+      this.#ahead = [...batch.slice(1), ...ahead.slice(this.#aheadHead)];
+      this.#aheadHead = 0;
+    }
+    return batch[0];
+  }
+
+  /** The iterator's fast path: a message read ahead, handed out without a promise of its own; undefined when it must wait. */
+  #nextAhead(): Message | undefined {
+    if (this.#aheadHead >= this.#ahead.length || this.#recvs.waiting || this.#ahead[this.#aheadHead] instanceof Deferred) return undefined;
+    return this.#fromAhead(DEFAULT_MAX_BYTES, MAX_FDS);
+  }
+
+  #shiftAhead(): Message | Deferred {
+    const ahead = this.#ahead;
+    const entry = ahead[this.#aheadHead];
+    ahead[this.#aheadHead] = undefined as unknown as Message;
+    if (++this.#aheadHead === ahead.length) {
+      ahead.length = 0;
+      this.#aheadHead = 0;
+    }
+    return entry;
+  }
+
+  #unshiftAhead(entry: Message | Deferred): void {
+    if (this.#aheadHead > 0) this.#ahead[--this.#aheadHead] = entry;
+    else this.#ahead.unshift(entry);
+  }
+
+  /** The next message read ahead, held to this call's limits as a read from the kernel would be. */
+  #fromAhead(maxBytes: number, maxFds: number): Message {
+    const entry = this.#shiftAhead();
+    if (entry instanceof Deferred) throw entry.error;
+    const m = entry;
+    if (m.data.length > maxBytes) {
+      if (this.type === 'stream') {
+        // A stream has no boundaries: the rest waits for the next call, as it would in the kernel.
+        const rest: Message = { data: m.data.subarray(maxBytes), fds: [], droppedFds: 0 };
+        if (m.credentials) rest.credentials = m.credentials;
+        this.#unshiftAhead(rest);
+        m.data = m.data.subarray(0, maxBytes);
+      } else {
+        for (const f of m.fds) f.close();
+        throw new FdPassError('ERR_FDPASS_TRUNC', `recvmsg: a message longer than maxBytes (${m.data.length} > ${maxBytes}) was discarded${m.fds.length ? `, and its ${m.fds.length} fds closed` : ''}`, { syscall: 'recvmsg' });
+      }
+    }
+    if (m.fds.length > maxFds) {
+      for (let i = maxFds; i < m.fds.length; i++) m.fds[i].close();
+      m.droppedFds += m.fds.length - maxFds;
+      m.fds.length = maxFds;
+    }
+    return m;
+  }
+
+  /** On close: the fds of messages read ahead and never handed out are closed. */
+  #closeAhead(): void {
+    const ahead = this.#ahead;
+    for (let i = this.#aheadHead; i < ahead.length; i++) {
+      const entry = ahead[i];
+      if (!(entry instanceof Deferred)) for (const f of entry.fds) f.close();
+    }
+    this.#ahead = [];
+    this.#aheadHead = 0;
+  }
+
   /** One message, null at end of stream, or AGAIN when nothing is queued. */
   #tryRecv(maxBytes: number, maxFds: number, into?: Buffer): Message | null | typeof AGAIN {
     if (this.#frames !== null) return this.#tryRecvFramed(this.#frames, maxBytes, maxFds);
@@ -433,7 +913,7 @@ export class UnixSocket {
     const buffers = (recvBuffers ??= new RecvBuffers());
     let n: number;
     for (;;) {
-      n = sys.recvmsg(fd, into === undefined ? buffers.prepare(maxBytes) : buffers.prepareInto(into), RECV_FLAGS) as number;
+      n = recvmsgAt(fd, into === undefined ? buffers.prepare(maxBytes) : buffers.prepareInto(into), RECV_FLAGS);
       if (n >= 0) break;
       const errno = lastErrno();
       if (errno === EINTR) continue;
@@ -442,43 +922,58 @@ export class UnixSocket {
     }
     const flags = buffers.flags;
     const controlLength = buffers.controlLength;
-    let received = NO_FDS;
+    let fds: Fd[];
+    let dropped = 0;
     let control: ParsedControl | undefined;
-    if (controlLength > 0) {
-      const single = buffers.singleRights(controlLength);
-      if (single !== null) received = single;
+    // The common cases without a walk: no control data, or one SCM_RIGHTS message.
+    const single = controlLength === 0 ? 0 : ATOMIC_CLOEXEC ? buffers.singleRightsCount(controlLength) : -1;
+    if (single >= 0 && (flags & (MSG_CTRUNC | MSG_TRUNC)) === 0) {
+      if (n === 0 && single === 0 && this.type !== 'dgram') return null;
+      const keep = single <= maxFds ? single : maxFds;
+      if (keep === 1) fds = [new Fd(buffers.rightsFd(0))];
       else {
+        fds = new Array<Fd>(keep);
+        for (let i = 0; i < keep; i++) fds[i] = new Fd(buffers.rightsFd(i));
+      }
+      for (let i = keep; i < single; i++) closeQuietly(buffers.rightsFd(i));
+      dropped = single - keep;
+    } else {
+      let received = NO_FDS;
+      if (controlLength > 0) {
         control = parseControl(buffers.control, controlLength, CMSG, CREDENTIALS, C);
         received = control.fds;
+        for (const x of control.extraFds) closeQuietly(x);
       }
+      receivedCloexec(received);
+      if (flags & MSG_CTRUNC) {
+        for (const x of received) closeQuietly(x);
+        throw new FdPassError(
+          'ERR_FDPASS_CTRUNC',
+          `recvmsg: control data was truncated (MSG_CTRUNC): descriptors were lost${received.length ? `; the ${received.length} that arrived were closed` : ''}. The receiver may be out of file descriptors (EMFILE)`,
+          { syscall: 'recvmsg' },
+        );
+      }
+      if (flags & MSG_TRUNC && this.type !== 'stream') {
+        for (const x of received) closeQuietly(x);
+        throw new FdPassError('ERR_FDPASS_TRUNC', `recvmsg: a message longer than maxBytes (${maxBytes}) was truncated and discarded${received.length ? `, and its ${received.length} fds closed` : ''}`, { syscall: 'recvmsg' });
+      }
+      if (n === 0 && received.length === 0 && this.type !== 'dgram') return null;
+      const keep = received.length <= maxFds ? received.length : maxFds;
+      for (let i = keep; i < received.length; i++) closeQuietly(received[i]);
+      fds = new Array<Fd>(keep);
+      for (let i = 0; i < keep; i++) fds[i] = new Fd(received[i]);
+      dropped = received.length - keep + (control === undefined ? 0 : control.extraFds.length);
     }
-    const extra = control?.extraFds ?? NO_FDS;
-    for (const x of extra) closeQuietly(x);
-    receivedCloexec(received);
-    if (flags & C.MSG_CTRUNC) {
-      for (const x of received) closeQuietly(x);
-      throw new FdPassError(
-        'ERR_FDPASS_CTRUNC',
-        `recvmsg: control data was truncated (MSG_CTRUNC): descriptors were lost${received.length ? `; the ${received.length} that arrived were closed` : ''}. The receiver may be out of file descriptors (EMFILE)`,
-        { syscall: 'recvmsg' },
-      );
-    }
-    if (flags & C.MSG_TRUNC && this.type !== 'stream') {
-      for (const x of received) closeQuietly(x);
-      throw new FdPassError('ERR_FDPASS_TRUNC', `recvmsg: a message longer than maxBytes (${maxBytes}) was truncated and discarded${received.length ? `, and its ${received.length} fds closed` : ''}`, { syscall: 'recvmsg' });
-    }
-    if (n === 0 && received.length === 0 && this.type !== 'dgram') return null;
-    const keep = received.length <= maxFds ? received.length : maxFds;
-    for (let i = keep; i < received.length; i++) closeQuietly(received[i]);
-    const fds = new Array<Fd>(keep);
-    for (let i = 0; i < keep; i++) fds[i] = new Fd(received[i]);
     let payload: Buffer;
     if (into !== undefined) payload = into.subarray(0, n);
     else {
-      payload = Buffer.allocUnsafe(n);
-      buffers.data.copy(payload, 0, 0, n);
+      payload = payloadBuffer(n);
+      const data = buffers.data;
+      // A loop beats Buffer#copy's per-call setup for the tiny payloads fd messages usually have.
+      if (n <= 16) for (let i = 0; i < n; i++) payload[i] = data[i];
+      else data.copy(payload, 0, 0, n);
     }
-    const message: Message = { data: payload, fds, droppedFds: received.length - keep + extra.length };
+    const message: Message = { data: payload, fds, droppedFds: dropped };
     if (control?.credentials) message.credentials = control.credentials;
     return message;
   }
@@ -496,7 +991,7 @@ export class UnixSocket {
         if (this.#frameCredentials) message.credentials = this.#frameCredentials;
         return message;
       }
-      const n = sys.recvmsg(fd, buffers.prepare(frames.wanted(DEFAULT_MAX_BYTES, maxBytes)), RECV_FLAGS) as number;
+      const n = recvmsgAt(fd, buffers.prepare(frames.wanted(DEFAULT_MAX_BYTES, maxBytes)), RECV_FLAGS);
       if (n < 0) {
         const errno = lastErrno();
         if (errno === EINTR) continue;
@@ -512,7 +1007,7 @@ export class UnixSocket {
         for (const x of control.extraFds) closeQuietly(x);
       }
       receivedCloexec(received);
-      const truncated = (buffers.flags & C.MSG_CTRUNC) !== 0;
+      const truncated = (buffers.flags & MSG_CTRUNC) !== 0;
       if (n === 0 && received.length === 0 && !truncated) return frames.atEof();
       this.#frameCredentials = control?.credentials;
       // MSG_CTRUNC: the message that lost descriptors fails when its turn comes (or at once, if

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adopt, connectSync, Fd, FdPassError, listen, platform, socketPair, UnixSocket, type Message, type SocketType } from '../src/index.js';
+import { adopt, connectSync, Fd, FdPassError, listen, pipe, platform, socketPair, UnixSocket, type Message, type SocketType } from '../src/index.js';
 import { catchError, expectNoFdLeak, fdCount, rejection, repoRoot, sameFile, spawnFixture, tcpConnection } from './helpers.js';
 import { MESSAGE_TYPE, MINIMAL } from './mode.js';
 
@@ -86,6 +86,88 @@ describe('review regressions', () => {
       a.close();
       b.close();
       fs.rmSync(dir, { recursive: true });
+    });
+  });
+
+  it('a queued send() of an Fd holds it instead of duplicating it: closing the Fd meanwhile keeps the number taken until the message has gone', async () => {
+    await expectNoFdLeak(async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fdpass-held-'));
+      fs.writeFileSync(path.join(dir, 'secret'), 'the file that was passed');
+      fs.writeFileSync(path.join(dir, 'other'), 'a file opened later');
+      const [a, b] = socketPair(MESSAGE_TYPE);
+      const queued = fillQueue(a);
+      const passed = new Fd(fs.openSync(path.join(dir, 'secret'), 'r'));
+      const n = passed.fd;
+      const count = fdCount();
+      const sent = a.send('secret', [passed]); // must wait: the peer's queue is full
+      expect(fdCount()).toBe(count); // no duplicate
+      passed.close();
+      expect(passed.closed).toBe(true);
+      expect(fdCount()).toBe(count); // closed for its owner, the number still taken
+      const other = fs.openSync(path.join(dir, 'other'), 'r');
+      expect(other).not.toBe(n);
+      for (let i = 0; i < queued; i++) b.recvSync();
+      await sent;
+      expect(fdCount()).toBe(count); // n closed once the message went; `other` opened
+      const msg = b.recvSync()!;
+      expect(msg.data.toString()).toBe('secret');
+      expect(fs.readFileSync(msg.fds[0].fd, 'utf8')).toBe('the file that was passed');
+      msg.fds[0].close();
+      fs.closeSync(other);
+      a.close();
+      b.close();
+      fs.rmSync(dir, { recursive: true });
+    });
+  });
+
+  it('releasing an Fd a queued send holds gives the send its own duplicate: the released number may be closed and reused', async () => {
+    await expectNoFdLeak(async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fdpass-held-'));
+      fs.writeFileSync(path.join(dir, 'secret'), 'the file that was passed');
+      fs.writeFileSync(path.join(dir, 'other'), 'a file opened later');
+      const [a, b] = socketPair(MESSAGE_TYPE);
+      const queued = fillQueue(a);
+      const passed = new Fd(fs.openSync(path.join(dir, 'secret'), 'r'));
+      const sent = a.send('secret', [passed, passed]);
+      const count = fdCount();
+      const n = passed.release(); // as toNetSocket(fd) does: the number is someone else's now
+      expect(fdCount()).toBe(count + 1); // the send's duplicate
+      fs.closeSync(n);
+      const reused = fs.openSync(path.join(dir, 'other'), 'r'); // very likely the same number
+      for (let i = 0; i < queued; i++) b.recvSync();
+      await sent;
+      expect(fdCount()).toBe(count); // the duplicate closed; `reused` open in place of n
+      const msg = b.recvSync()!;
+      expect(msg.fds.length).toBe(2);
+      expect(fs.readFileSync(msg.fds[0].fd, 'utf8')).toBe('the file that was passed');
+      expect(sameFile(msg.fds[1].fd, msg.fds[0].fd)).toBe(true);
+      for (const f of msg.fds) f.close();
+      fs.closeSync(reused);
+      a.close();
+      b.close();
+      fs.rmSync(dir, { recursive: true });
+    });
+  });
+
+  it('an aborted or flushed send lets go of the Fds it held: a close() that waited for it happens then', async () => {
+    await expectNoFdLeak(async () => {
+      const [a, b] = socketPair(MESSAGE_TYPE);
+      fillQueue(a);
+      const [r, w] = pipe();
+      const ac = new AbortController();
+      const aborted = a.send('x', [r], { signal: ac.signal });
+      const flushed = a.send('y', [w]);
+      const count = fdCount();
+      r.close();
+      w.close();
+      expect(fdCount()).toBe(count);
+      ac.abort();
+      expect((await rejection(aborted)).name).toBe('AbortError');
+      expect(fdCount()).toBe(count - 1);
+      a.close();
+      expect((await rejection(flushed)).code).toBe('ERR_FDPASS_CLOSED');
+      expect(fdCount()).toBe(count - 3); // w, and a's own descriptor
+      b.close();
     });
   });
 
