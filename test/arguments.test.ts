@@ -124,6 +124,9 @@ function numericArguments(): string[] {
 let dir: string;
 let a: fdpass.UnixSocket;
 let b: fdpass.UnixSocket;
+/** A raw stream pair for multiprocessing (CPython reads a byte stream; it refuses 'framed' sockets). */
+let mpA: fdpass.UnixSocket;
+let mpB: fdpass.UnixSocket;
 let server: fdpass.UnixServer;
 let tcp: net.Server;
 let notifyListener: ReturnType<typeof notifyReceiver>;
@@ -164,6 +167,20 @@ const connectionBait = {
     waitingClient?.close();
   },
 };
+
+/** A message waiting for `mpB`, as `bait` is for `b`. */
+const streamBait = {
+  before: () => void mpA.sendSync('bait'),
+  after: () => {
+    const left = mpB.recvSync({ timeoutMs: 0 });
+    expect(left?.data.toString()).toBe('bait');
+  },
+};
+
+function nothingSentOnStream(): void {
+  const err = catchError(() => mpB.recvSync({ timeoutMs: 0 }));
+  expect(err.code, 'the peer must receive nothing').toBe('ETIMEDOUT');
+}
 
 function nothingSent(): void {
   const err = catchError(() => b.recvSync({ timeoutMs: 0 }));
@@ -271,10 +288,10 @@ const cases: Record<string, Case> = {
   'spawnWithSocket(options.fd)': { call: (v) => spawnWithSocket('false', [], { fd: v as number }) },
   'forkWithSocket(options.fd)': { call: (v) => forkWithSocket(fixture, [], { fd: v as number }) },
 
-  'multiprocessing.sendFds(fds)': { call: (v) => multiprocessing.sendFds(a, [readEnd, v as number]), after: nothingSent },
-  'multiprocessing.sendHandle(handle)': { call: (v) => multiprocessing.sendHandle(a, v as number), after: nothingSent },
-  'multiprocessing.sendHandle(destinationPid)': { call: (v) => multiprocessing.sendHandle(a, readEnd, v as number), after: nothingSent },
-  'multiprocessing.recvFds(size)': { call: (v) => multiprocessing.recvFds(b, v as number), ...bait },
+  'multiprocessing.sendFds(fds)': { call: (v) => multiprocessing.sendFds(mpA, [readEnd, v as number]), after: nothingSentOnStream },
+  'multiprocessing.sendHandle(handle)': { call: (v) => multiprocessing.sendHandle(mpA, v as number), after: nothingSentOnStream },
+  'multiprocessing.sendHandle(destinationPid)': { call: (v) => multiprocessing.sendHandle(mpA, readEnd, v as number), after: nothingSentOnStream },
+  'multiprocessing.recvFds(size)': { call: (v) => multiprocessing.recvFds(mpB, v as number), ...streamBait },
   'systemd.notify(fds)': { call: (v) => systemd.notify('READY=1', [readEnd, v as number], { socket: notifyListener.address }), after: nothingNotified },
   'systemd.storeFds(fds)': { call: (v) => systemd.storeFds([readEnd, v as number], 'x', { socket: notifyListener.address }), after: nothingNotified },
   'systemd.notifyBarrier(options.timeoutMs)': { call: (v) => systemd.notifyBarrier({ timeoutMs: v as number, socket: notifyListener.address }), after: nothingNotified },
@@ -331,6 +348,7 @@ for (const key of Object.keys(notArguments)) if (key.startsWith('USocket#')) not
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fdpass-args-'));
   [a, b] = socketPair(MESSAGE_TYPE);
+  [mpA, mpB] = socketPair('stream');
   server = listen(join(dir, 'server.sock'));
   tcp = net.createServer();
   await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
@@ -344,7 +362,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const x of [a, b, server, notifyListener, readEnd, writeEnd, self, streamPeer]) x?.close();
+  for (const x of [a, b, mpA, mpB, server, notifyListener, readEnd, writeEnd, self, streamPeer]) x?.close();
   stream?.destroy();
   await new Promise((r) => tcp?.close(r));
   rmSync(dir, { recursive: true, force: true });
