@@ -229,43 +229,36 @@ function done<T>(): IteratorResult<T, void> {
 }
 
 /**
- * `for await (const msg of socket)`. Hand-written rather than an async generator: a message
- * already read ahead goes out as one resolved promise, with no generator resumption and no
- * extra await per `yield`. Like a generator, it is finished after it ends, throws, or return().
+ * What both socket iterators share. Hand-written rather than async generators: a message already
+ * read ahead goes out as one resolved promise, with no generator resumption and no extra await
+ * per `yield`. Like a generator, an iterator is finished after it ends, throws, or return().
  */
-class MessageIterator implements AsyncGenerator<Message, void, undefined> {
-  #socket: UnixSocket | null;
+abstract class SocketIterator<T> implements AsyncGenerator<T, void, undefined> {
+  protected socket: UnixSocket | null;
 
   constructor(socket: UnixSocket) {
-    this.#socket = socket;
+    this.socket = socket;
   }
 
-  next(): Promise<IteratorResult<Message, void>> {
-    const socket = this.#socket;
-    if (socket === null || socket.closed) return this.#finish();
-    let msg: Message | undefined;
-    try {
-      msg = iteration.nextAhead(socket);
-    } catch (err) {
-      this.#socket = null;
-      return Promise.reject(err);
-    }
-    if (msg !== undefined) return Promise.resolve({ value: msg, done: false });
-    return iteration.recvAhead(socket).then(
-      (m): IteratorResult<Message, void> => (m === null ? (this.#socket = null, done()) : { value: m, done: false }),
+  abstract next(): Promise<IteratorResult<T, void>>;
+
+  /** The step `wait` gives: a value, or (null) the end; an error finishes the iterator too. */
+  protected step(wait: Promise<T | null>): Promise<IteratorResult<T, void>> {
+    return wait.then(
+      (value): IteratorResult<T, void> => (value === null ? (this.socket = null, done()) : { value, done: false }),
       (err: unknown) => {
-        this.#socket = null;
+        this.socket = null;
         throw err;
       },
     );
   }
 
-  return(): Promise<IteratorResult<Message, void>> {
-    return this.#finish();
+  return(): Promise<IteratorResult<T, void>> {
+    return this.finish();
   }
 
-  throw(err: unknown): Promise<IteratorResult<Message, void>> {
-    this.#socket = null;
+  throw(err: unknown): Promise<IteratorResult<T, void>> {
+    this.socket = null;
     return Promise.reject(err);
   }
 
@@ -274,63 +267,51 @@ class MessageIterator implements AsyncGenerator<Message, void, undefined> {
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
-    this.#socket = null;
+    this.socket = null;
   }
 
-  #finish(): Promise<IteratorResult<Message, void>> {
-    this.#socket = null;
+  protected finish(): Promise<IteratorResult<T, void>> {
+    this.socket = null;
     return Promise.resolve(done());
   }
 }
 
+/** `for await (const msg of socket)`: messages read ahead in batches, handed out one by one. */
+class MessageIterator extends SocketIterator<Message> {
+  next(): Promise<IteratorResult<Message, void>> {
+    const socket = this.socket;
+    if (socket === null || socket.closed) return this.finish();
+    let msg: Message | undefined;
+    try {
+      msg = iteration.nextAhead(socket);
+    } catch (err) {
+      this.socket = null;
+      return Promise.reject(err);
+    }
+    if (msg !== undefined) return Promise.resolve({ value: msg, done: false });
+    return this.step(iteration.recvAhead(socket));
+  }
+}
+
 /** `for await (const batch of socket.batches(options))`: one recvBatch per step. */
-class BatchIterator implements AsyncGenerator<Message[], void, undefined> {
-  #socket: UnixSocket | null;
+class BatchIterator extends SocketIterator<Message[]> {
   readonly #limits: BatchLimits;
   readonly #signal: AbortSignal | undefined;
 
   constructor(socket: UnixSocket, limits: BatchLimits, signal: AbortSignal | undefined) {
-    this.#socket = socket;
+    super(socket);
     this.#limits = limits;
     this.#signal = signal;
   }
 
   next(): Promise<IteratorResult<Message[], void>> {
-    const socket = this.#socket;
-    if (socket === null || socket.closed) return this.#finish();
+    const socket = this.socket;
+    if (socket === null || socket.closed) return this.finish();
     if (this.#signal?.aborted) {
-      this.#socket = null;
+      this.socket = null;
       return Promise.reject(abortError(this.#signal));
     }
-    return iteration.recvBatch(socket, this.#limits, this.#signal).then(
-      (b): IteratorResult<Message[], void> => (b === null ? (this.#socket = null, done()) : { value: b, done: false }),
-      (err: unknown) => {
-        this.#socket = null;
-        throw err;
-      },
-    );
-  }
-
-  return(): Promise<IteratorResult<Message[], void>> {
-    return this.#finish();
-  }
-
-  throw(err: unknown): Promise<IteratorResult<Message[], void>> {
-    this.#socket = null;
-    return Promise.reject(err);
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.#socket = null;
-  }
-
-  #finish(): Promise<IteratorResult<Message[], void>> {
-    this.#socket = null;
-    return Promise.resolve(done());
+    return this.step(iteration.recvBatch(socket, this.#limits, this.#signal));
   }
 }
 
