@@ -191,8 +191,8 @@ export async function nodeHandoffBench(): Promise<Target[]> {
   console.log('');
   console.log(`Node integration — medians of ${rounds} rounds; ${workers} HTTP workers, ${concurrency} concurrent client connections`);
   console.log('');
-  console.log(`| ${'measure'.padEnd(56)} | ${'fdpass'.padStart(10)} | ${'Node'.padStart(10)} | ratio  | child CPU per handle |`);
-  console.log(`|${'-'.repeat(58)}|${'-'.repeat(12)}|${'-'.repeat(12)}|--------|----------|----------|`);
+  console.log(`| ${'measure'.padEnd(56)} | ${'fdpass'.padStart(10)} | ${'Node'.padStart(10)} | ratio  | child CPU/handle, fdpass | Node |`);
+  console.log(`|${'-'.repeat(58)}|${'-'.repeat(12)}|${'-'.repeat(12)}|--------|--------------------------|----------|`);
   console.log(row('handles parent→child, wrapped as net.Socket, destroyed', h.fdpass.rate, h.node.rate, cpuCell(h.fdpass.childCpu, h.node.childCpu)));
   console.log(row('  the same, child only closes the fd (fdpass transport)', h.transport.rate, h.node.rate, cpuCell(h.transport.childCpu, h.node.childCpu)));
   console.log(row('HTTP, new connection per request (conn/s) vs cluster', conn.fdpass, conn.node));
