@@ -1,6 +1,6 @@
 /** UnixSocket: sendmsg/recvmsg with SCM_RIGHTS, sync and async, one message or a batch at a time. */
 import { Buffer } from 'node:buffer';
-import { checkSignal, integerOption, NO_FDS, timeoutOption, toCredentials, toFdNumbers, toPayload, type Payload, type SignalOptions } from './args.js';
+import { checkSignal, NO_FDS, timeoutOption, toCredentials, toFdNumbers, toPayload, type Payload, type SignalOptions } from './args.js';
 import { parseControl, type Credentials, type ParsedControl, type PeerCredentials } from './cmsg.js';
 import { RECV_FLAGS, SEND_FLAGS, receivedCloexec } from './create.js';
 import { FdPassError, abortError, busyError, closedError, invalidArgValue, outOfRange, timeoutError } from './errors.js';
@@ -15,6 +15,9 @@ import { peerPidFdOf, type PidFd } from './pidfd.js';
 import { SendOp, keepFds, letGoFds, partialSendError, sendError, settleHandOff } from './send-op.js';
 import { peerCredentials, setIntOption } from './sockopt.js';
 import { AGAIN, WaitQueue, noop, type Waiter } from './wait-queue.js';
+import { BatchIterator, MessageIterator, type Iteration } from './iterators.js';
+import { payloadBuffer } from './payload-pool.js';
+import { DEFAULT_LIMITS, DEFAULT_MAX_BYTES, MAX_FDS, batchLimits, maxBytesOption, maxFdsOption, type BatchLimits } from './recv-limits.js';
 
 export type { Payload, SignalOptions } from './args.js';
 
@@ -107,72 +110,9 @@ export interface SendSyncOptions extends HandOffOptions, CredentialsOptions {
 /** Options of `send()`: `signal` cancels it while it waits for room; `close` hands the sent objects off; `credentials` adds SCM_CREDENTIALS. */
 export interface SendOptions extends SignalOptions, HandOffOptions, CredentialsOptions {}
 
-const DEFAULT_MAX_BYTES = 65536;
-const MAX_MAX_BYTES = 1 << 30;
-const MAX_FDS = C.SCM_MAX_FD;
 const MSG_CTRUNC = C.MSG_CTRUNC;
 const MSG_TRUNC = C.MSG_TRUNC;
 const ATOMIC_CLOEXEC = CAPS.atomicCloexec;
-
-/** What one batch may hold (see RecvBatchOptions). */
-interface BatchLimits {
-  readonly maxBytes: number;
-  readonly maxFds: number;
-  readonly maxMessages: number;
-  readonly maxBatchBytes: number;
-  readonly maxBatchFds: number;
-}
-
-const DEFAULT_LIMITS: BatchLimits = Object.freeze({
-  maxBytes: DEFAULT_MAX_BYTES,
-  maxFds: MAX_FDS,
-  maxMessages: 256,
-  maxBatchBytes: 1 << 20,
-  maxBatchFds: 256,
-});
-
-function batchLimits(options: RecvBatchOptions | RecvBatchSyncOptions | undefined): BatchLimits {
-  if (options === undefined) return DEFAULT_LIMITS;
-  return {
-    maxBytes: integerOption(options.maxBytes, 'options.maxBytes', 1, MAX_MAX_BYTES, DEFAULT_MAX_BYTES),
-    maxFds: integerOption(options.maxFds, 'options.maxFds', 0, MAX_FDS, MAX_FDS),
-    maxMessages: integerOption(options.maxMessages, 'options.maxMessages', 1, 65536, DEFAULT_LIMITS.maxMessages),
-    maxBatchBytes: integerOption(options.maxBatchBytes, 'options.maxBatchBytes', 1, MAX_MAX_BYTES, DEFAULT_LIMITS.maxBatchBytes),
-    maxBatchFds: integerOption(options.maxBatchFds, 'options.maxBatchFds', 1, 1 << 20, DEFAULT_LIMITS.maxBatchFds),
-  };
-}
-
-/**
- * Node's own Buffer class (what Buffer.allocUnsafe returns instances of), where the runtime
- * exposes it as Buffer[Symbol.species] (Node 20 to 26); null elsewhere.
- */
-const FastBuffer: (new (buffer: ArrayBuffer, byteOffset: number, length: number) => Buffer) | null = (() => {
-  try {
-    const F = (Buffer as unknown as Record<symbol, unknown>)[Symbol.species] as new (b: ArrayBuffer, o: number, n: number) => Buffer;
-    return typeof F === 'function' && F !== Buffer && Buffer.isBuffer(new F(new ArrayBuffer(8), 0, 1)) ? F : null;
-  } catch {
-    return null;
-  }
-})();
-const POOL_BYTES = 8192;
-const POOLED_BYTES = 1024;
-let pool = new ArrayBuffer(POOL_BYTES);
-let poolOffset = 0;
-
-/**
- * A Buffer for a received payload: for small ones a slice of a shared pool, as Buffer.allocUnsafe
- * makes them, without its argument checks (a copy of a few bytes costs less than those).
- */
-function payloadBuffer(n: number): Buffer {
-  if (n > POOLED_BYTES || FastBuffer === null) return Buffer.allocUnsafe(n);
-  if (poolOffset + n > POOL_BYTES) {
-    pool = new ArrayBuffer(POOL_BYTES);
-    poolOffset = 0;
-  }
-  const b = new FastBuffer(pool, poolOffset, n);
-  poolOffset = (poolOffset + n + 7) & ~7;
-  return b;
-}
 
 // One set of msghdr buffers per thread: every syscall fills and reads them synchronously.
 let sendBuffers: SendBuffers | undefined;
@@ -216,104 +156,8 @@ export interface SocketSteps {
   recv(socket: UnixSocket, maxBytes: number, maxFds: number, into?: Buffer): Message | null | typeof AGAIN;
 }
 export let socketSteps: SocketSteps;
-
-/** What the iterators below need from a UnixSocket's private state. */
-let iteration: {
-  nextAhead(socket: UnixSocket): Message | undefined;
-  recvAhead(socket: UnixSocket): Promise<Message | null>;
-  recvBatch(socket: UnixSocket, limits: BatchLimits, signal: AbortSignal | undefined): Promise<Message[] | null>;
-};
-
-function done<T>(): IteratorResult<T, void> {
-  return { value: undefined, done: true };
-}
-
-/**
- * What both socket iterators share. Hand-written rather than async generators: a message already
- * read ahead goes out as one resolved promise, with no generator resumption and no extra await
- * per `yield`. Like a generator, an iterator is finished after it ends, throws, or return().
- */
-abstract class SocketIterator<T> implements AsyncGenerator<T, void, undefined> {
-  protected socket: UnixSocket | null;
-
-  constructor(socket: UnixSocket) {
-    this.socket = socket;
-  }
-
-  abstract next(): Promise<IteratorResult<T, void>>;
-
-  /** The step `wait` gives: a value, or (null) the end; an error finishes the iterator too. */
-  protected step(wait: Promise<T | null>): Promise<IteratorResult<T, void>> {
-    return wait.then(
-      (value): IteratorResult<T, void> => (value === null ? (this.socket = null, done()) : { value, done: false }),
-      (err: unknown) => {
-        this.socket = null;
-        throw err;
-      },
-    );
-  }
-
-  return(): Promise<IteratorResult<T, void>> {
-    return this.finish();
-  }
-
-  throw(err: unknown): Promise<IteratorResult<T, void>> {
-    this.socket = null;
-    return Promise.reject(err);
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.socket = null;
-  }
-
-  protected finish(): Promise<IteratorResult<T, void>> {
-    this.socket = null;
-    return Promise.resolve(done());
-  }
-}
-
-/** `for await (const msg of socket)`: messages read ahead in batches, handed out one by one. */
-class MessageIterator extends SocketIterator<Message> {
-  next(): Promise<IteratorResult<Message, void>> {
-    const socket = this.socket;
-    if (socket === null || socket.closed) return this.finish();
-    let msg: Message | undefined;
-    try {
-      msg = iteration.nextAhead(socket);
-    } catch (err) {
-      this.socket = null;
-      return Promise.reject(err);
-    }
-    if (msg !== undefined) return Promise.resolve({ value: msg, done: false });
-    return this.step(iteration.recvAhead(socket));
-  }
-}
-
-/** `for await (const batch of socket.batches(options))`: one recvBatch per step. */
-class BatchIterator extends SocketIterator<Message[]> {
-  readonly #limits: BatchLimits;
-  readonly #signal: AbortSignal | undefined;
-
-  constructor(socket: UnixSocket, limits: BatchLimits, signal: AbortSignal | undefined) {
-    super(socket);
-    this.#limits = limits;
-    this.#signal = signal;
-  }
-
-  next(): Promise<IteratorResult<Message[], void>> {
-    const socket = this.socket;
-    if (socket === null || socket.closed) return this.finish();
-    if (this.#signal?.aborted) {
-      this.socket = null;
-      return Promise.reject(abortError(this.#signal));
-    }
-    return this.step(iteration.recvBatch(socket, this.#limits, this.#signal));
-  }
-}
+/** The iterators' way into a UnixSocket's private state, set up by the class. */
+let iteration: Iteration;
 
 /**
  * The fd numbers of a send. An array of plain descriptor numbers is used as it is (the op reads
@@ -524,8 +368,8 @@ export class UnixSocket {
     let maxFds = MAX_FDS;
     let timeoutMs = -1;
     if (options !== undefined) {
-      maxBytes = integerOption(options.maxBytes, 'options.maxBytes', 1, MAX_MAX_BYTES, DEFAULT_MAX_BYTES);
-      maxFds = integerOption(options.maxFds, 'options.maxFds', 0, MAX_FDS, MAX_FDS);
+      maxBytes = maxBytesOption(options.maxBytes);
+      maxFds = maxFdsOption(options.maxFds);
       timeoutMs = timeoutOption(options.timeoutMs);
     }
     if (this.#recvs.waiting) throw busyError('recv');
@@ -542,8 +386,8 @@ export class UnixSocket {
     let op: RecvOp;
     try {
       const signal = checkSignal(options);
-      const maxBytes = integerOption(options?.maxBytes, 'options.maxBytes', 1, MAX_MAX_BYTES, DEFAULT_MAX_BYTES);
-      const maxFds = integerOption(options?.maxFds, 'options.maxFds', 0, MAX_FDS, MAX_FDS);
+      const maxBytes = maxBytesOption(options?.maxBytes);
+      const maxFds = maxFdsOption(options?.maxFds);
       if (signal?.aborted) return Promise.reject(abortError(signal));
       op = new RecvOp(signal, ONE, maxBytes, maxFds, DEFAULT_LIMITS);
     } catch (err) {
@@ -592,7 +436,7 @@ export class UnixSocket {
    */
   batches(options?: RecvBatchOptions): AsyncGenerator<Message[], void, undefined> {
     const signal = checkSignal(options);
-    return new BatchIterator(this, batchLimits(options), signal);
+    return new BatchIterator(this, iteration, batchLimits(options), signal);
   }
 
   /**
@@ -603,7 +447,7 @@ export class UnixSocket {
    * their fds.
    */
   [Symbol.asyncIterator](): AsyncGenerator<Message, void, undefined> {
-    return new MessageIterator(this);
+    return new MessageIterator(this, iteration);
   }
 
   /**
