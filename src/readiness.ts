@@ -38,6 +38,12 @@ export interface Registration {
 export interface Backend {
   readonly name: 'uv' | 'thread';
   register(fd: number, sink: ReadinessSink, referenced: boolean): Registration;
+  /**
+   * Whether a registration may stay armed while nothing waits (to skip a stop and restart between
+   * two operations in a row). Not on Deno: a uv_poll handle kept started across turns there
+   * crashed Deno 2.9.6 (SIGSEGV, mid-run or at exit, in about one run in three).
+   */
+  readonly lingers: boolean;
   /** Descriptors the backend itself holds open right now (for fd accounting in tests). */
   descriptors(): number[];
 }
@@ -127,6 +133,7 @@ function uvBackend(rearmAfterEvent: boolean): Backend {
   const startPoll = (koffi as unknown as { node: { poll: StartUvPoll } }).node.poll;
   return {
     name: 'uv',
+    lingers: !rearmAfterEvent,
     register(fd, sink, referenced) {
       let handle: UvPollHandle | null = null;
       let readable = false;
@@ -340,6 +347,7 @@ function threadBackend(): Backend {
 
   return {
     name: 'thread',
+    lingers: true,
     register(fd, sink, referenced) {
       const e: ThreadEntry = { fd, readable: false, writable: false, referenced, pending: { sink, readable: false, writable: false, queued: false, after: null } };
       entries.add(e);

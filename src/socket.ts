@@ -11,6 +11,7 @@ import { C, CAPS, CMSG, CREDENTIALS, EAGAIN, EINTR, check, closeQuietly, lastErr
 import { RecvBuffers, SendBuffers, recvmsgAt, sendmsgAt } from './msghdr.js';
 import { prepareHandOff, type HandOff } from './node.js';
 import { POLLIN, POLLOUT, Watcher, waitSync } from './poll.js';
+import { readinessBackend } from './readiness.js';
 import { peerPidFdOf, type PidFd } from './pidfd.js';
 import { SendOp, keepFds, letGoFds, partialSendError, sendError, settleHandOff } from './send-op.js';
 import { peerCredentials, setIntOption } from './sockopt.js';
@@ -536,6 +537,7 @@ export class UnixSocket {
     const readable = this.#recvs.waiting;
     const writable = this.#sends.waiting;
     if (readable || writable) this.#watcher.want(readable, writable);
+    else if (!readinessBackend().lingers) this.#watcher.want(false, false);
     else if (!this.#stopScheduled) {
       // Nothing waits. A caller that just got its result usually asks again within this turn
       // (a for-await loop, a ping-pong): stop watching only if it has not a turn later, rather
