@@ -5,7 +5,9 @@
  *   sync     one process: send 1 byte + 1 fd, receive it, close the received fd (per round trip)
  *   async    parent -> child process, pipelined send(), the child receives and closes each fd:
  *            per message (for await (const msg of socket)), batched (socket.batches()), and a
- *            raw koffi child (recvmsg until EAGAIN in one uv_poll callback, no library)
+ *            raw koffi child (recvmsg until EAGAIN in one uv_poll callback, no library); the
+ *            parent passes a plain fd number (a send that must wait duplicates it), and once
+ *            more an fdpass Fd (a waiting send holds it: no syscall)
  *   wake-up  what one event-loop wake-up costs (bench/wakeup.ts)
  *   Node     handles into net.Socket vs child.send; the hand-off proxy vs cluster (bench/node-handoff.ts)
  *   streams  USocket vs net.Socket and the native usocket addon when it builds (bench/stream.ts)
@@ -22,7 +24,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
-import { socketPair } from '../src/index.js';
+import { Fd, socketPair } from '../src/index.js';
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const syncN = Number(process.env.BENCH_SYNC_N ?? 200_000);
@@ -133,8 +135,11 @@ print((time.perf_counter_ns() - t) / n)
 
 type Receiver = 'message' | 'batch' | 'raw';
 
-/** Parent -> child with fdpass's pipelined send(); the child receives with `receiver`. */
-async function fdpassAsyncCross(n: number, receiver: Receiver): Promise<Cross> {
+/**
+ * Parent -> child with fdpass's pipelined send(); the child receives with `receiver`. The parent
+ * passes /dev/null as a number, or with `asFd` as an fdpass Fd.
+ */
+async function fdpassAsyncCross(n: number, receiver: Receiver, asFd = false): Promise<Cross> {
   const [parent, childEnd] = socketPair('seqpacket');
   const args = receiver === 'raw' ? [here('./raw-child.ts'), String(n)] : [here('./async-child.ts'), String(n), receiver];
   const child = spawn(process.execPath, ['--import', 'tsx', ...args], { stdio: ['ignore', 'inherit', 'inherit', childEnd.fd] });
@@ -142,7 +147,8 @@ async function fdpassAsyncCross(n: number, receiver: Receiver): Promise<Cross> {
   // Let the child start (it answers nothing before the end), so its start-up is not timed.
   await new Promise((r) => child.once('spawn', r));
   await new Promise((r) => setTimeout(r, 300));
-  const fds = [devNull];
+  const held = asFd ? Fd.dup(devNull) : null;
+  const fds = held === null ? [devNull] : [held];
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   let last: Promise<number> = Promise.resolve(0);
@@ -157,6 +163,7 @@ async function fdpassAsyncCross(n: number, receiver: Receiver): Promise<Cross> {
   const report = JSON.parse(reply?.data.toString() ?? '{}') as { received?: number; cpuMicros?: number };
   if (report.received !== n) throw new Error(`the ${receiver} child received ${report.received} of ${n}`);
   parent.close();
+  held?.close();
   await new Promise((r) => child.once('exit', r));
   return { ns, senderCpu: ((cpu.user + cpu.system) * 1000) / n, receiverCpu: (report.cpuMicros! * 1000) / n };
 }
@@ -196,14 +203,15 @@ async function main(): Promise<void> {
     const py = pythonSync(Math.min(syncN, 100_000));
 
     const receivers: Receiver[] = ['message', 'batch', 'raw'];
-    const cross = { c: [] as Cross[], message: [] as Cross[], batch: [] as Cross[], raw: [] as Cross[] };
+    const cross = { c: [] as Cross[], message: [] as Cross[], batch: [] as Cross[], raw: [] as Cross[], held: [] as Cross[] };
     for (let r = 0; r < Math.min(rounds, 3); r++) {
       cross.c.push(cCross(exe, asyncN));
       for (const receiver of receivers) cross[receiver].push(await fdpassAsyncCross(asyncN, receiver));
+      cross.held.push(await fdpassAsyncCross(asyncN, 'message', true));
     }
     const med = (xs: Cross[]): Cross => ({ ns: median(xs.map((x) => x.ns)), senderCpu: median(xs.map((x) => x.senderCpu)), receiverCpu: median(xs.map((x) => x.receiverCpu)) });
     const c = { sync: median(sync.c), cross: med(cross.c) };
-    const f = { sync: median(sync.fdpass), raw: median(sync.raw), message: med(cross.message), batch: med(cross.batch), raw_child: med(cross.raw) };
+    const f = { sync: median(sync.fdpass), raw: median(sync.raw), message: med(cross.message), batch: med(cross.batch), raw_child: med(cross.raw), held: med(cross.held) };
 
     console.log(`fdpass benchmark — ${new Date().toISOString()} — node ${process.version}, ${process.platform}-${process.arch}, medians of ${rounds} rounds (async: ${Math.min(rounds, 3)}); load average ${load0.toFixed(1)} at the start`);
     console.log('');
@@ -221,6 +229,7 @@ async function main(): Promise<void> {
     console.log(row('fdpass send() -> for await (const msg of socket)', f.message.ns, c.cross.ns, crossExtra(f.message)));
     console.log(row('fdpass send() -> for await (const batch of batches())', f.batch.ns, c.cross.ns, crossExtra(f.batch)));
     console.log(row('fdpass send() -> raw koffi child (drain per wake-up)', f.raw_child.ns, c.cross.ns, crossExtra(f.raw_child)));
+    console.log(row('fdpass send(Fd) -> for await (waiting sends hold it)', f.held.ns, c.cross.ns, crossExtra(f.held)));
     console.log('');
     console.log(`memory: RSS ${(rss0 / 2 ** 20).toFixed(1)} MiB before the sync rounds, ${(rss1 / 2 ** 20).toFixed(1)} MiB after ${rounds * syncN * 2} more round trips`);
 
@@ -233,7 +242,7 @@ async function main(): Promise<void> {
         value: `${ratio.toFixed(2)}×`,
         target: '≥ 0.70×',
         met: ratio >= 0.7,
-        note: `CPU per fd ${(x.senderCpu + x.receiverCpu).toFixed(0)} ns vs C ${(c.cross.senderCpu + c.cross.receiverCpu).toFixed(0)} ns; raw koffi child ${(c.cross.ns / f.raw_child.ns).toFixed(2)}×`,
+        note: `CPU per fd ${(x.senderCpu + x.receiverCpu).toFixed(0)} ns vs C ${(c.cross.senderCpu + c.cross.receiverCpu).toFixed(0)} ns; raw koffi child ${(c.cross.ns / f.raw_child.ns).toFixed(2)}×; sending an Fd ${(c.cross.ns / f.held.ns).toFixed(2)}×`,
       });
     }
     targets.push({ what: 'RSS over the sync rounds', value: `${(((rss1 - rss0) / rss0) * 100).toFixed(1)}%`, target: 'flat (≤ +10%)', met: rss1 <= rss0 * 1.1 });
