@@ -64,39 +64,55 @@ function fillQueue(sock: UnixSocket): number {
   throw new Error('the queue never filled');
 }
 
+/**
+ * A socket pair whose peer queue is full (a send must wait) and two files: `secret`, the one to
+ * pass, and `other`, to open under a number the caller has just closed. `done()` closes and
+ * removes it all.
+ */
+function queuedScene(): { a: UnixSocket; b: UnixSocket; secret: string; other: string; drain(): void; done(): void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fdpass-queued-'));
+  const secret = path.join(dir, 'secret');
+  const other = path.join(dir, 'other');
+  fs.writeFileSync(secret, 'the file that was passed');
+  fs.writeFileSync(other, 'a file opened later');
+  const [a, b] = socketPair(MESSAGE_TYPE);
+  const queued = fillQueue(a);
+  return {
+    a, b, secret, other,
+    drain: () => {
+      for (let i = 0; i < queued; i++) b.recvSync();
+    },
+    done: () => {
+      a.close();
+      b.close();
+      fs.rmSync(dir, { recursive: true });
+    },
+  };
+}
+
 describe('review regressions', () => {
   it('a queued send() delivers the file that was passed, even if the caller closes that fd and the number is reused', async () => {
     await expectNoFdLeak(async () => {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fdpass-queued-'));
-      fs.writeFileSync(path.join(dir, 'secret'), 'the file that was passed');
-      fs.writeFileSync(path.join(dir, 'other'), 'a file opened later');
-      const [a, b] = socketPair(MESSAGE_TYPE);
-      const queued = fillQueue(a);
-      const passed = fs.openSync(path.join(dir, 'secret'), 'r');
+      const { a, b, secret, other, drain, done } = queuedScene();
+      const passed = fs.openSync(secret, 'r');
       const sent = a.send('secret', [passed]); // must wait: the peer's queue is full
       fs.closeSync(passed);
-      const reused = fs.openSync(path.join(dir, 'other'), 'r'); // very likely the same number
-      for (let i = 0; i < queued; i++) b.recvSync();
+      const reused = fs.openSync(other, 'r'); // very likely the same number
+      drain();
       await sent;
       const msg = b.recvSync()!;
       expect(msg.data.toString()).toBe('secret');
       expect(fs.readFileSync(msg.fds[0].fd, 'utf8')).toBe('the file that was passed');
       msg.fds[0].close();
       fs.closeSync(reused);
-      a.close();
-      b.close();
-      fs.rmSync(dir, { recursive: true });
+      done();
     });
   });
 
   it('a queued send() of an Fd holds it instead of duplicating it: closing the Fd meanwhile keeps the number taken until the message has gone', async () => {
     await expectNoFdLeak(async () => {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fdpass-held-'));
-      fs.writeFileSync(path.join(dir, 'secret'), 'the file that was passed');
-      fs.writeFileSync(path.join(dir, 'other'), 'a file opened later');
-      const [a, b] = socketPair(MESSAGE_TYPE);
-      const queued = fillQueue(a);
-      const passed = new Fd(fs.openSync(path.join(dir, 'secret'), 'r'));
+      const { a, b, secret, other, drain, done } = queuedScene();
+      const passed = new Fd(fs.openSync(secret, 'r'));
       const n = passed.fd;
       const count = fdCount();
       const sent = a.send('secret', [passed]); // must wait: the peer's queue is full
@@ -104,37 +120,31 @@ describe('review regressions', () => {
       passed.close();
       expect(passed.closed).toBe(true);
       expect(fdCount()).toBe(count); // closed for its owner, the number still taken
-      const other = fs.openSync(path.join(dir, 'other'), 'r');
-      expect(other).not.toBe(n);
-      for (let i = 0; i < queued; i++) b.recvSync();
+      const reopened = fs.openSync(other, 'r');
+      expect(reopened).not.toBe(n);
+      drain();
       await sent;
-      expect(fdCount()).toBe(count); // n closed once the message went; `other` opened
+      expect(fdCount()).toBe(count); // n closed once the message went; `reopened` open
       const msg = b.recvSync()!;
       expect(msg.data.toString()).toBe('secret');
       expect(fs.readFileSync(msg.fds[0].fd, 'utf8')).toBe('the file that was passed');
       msg.fds[0].close();
-      fs.closeSync(other);
-      a.close();
-      b.close();
-      fs.rmSync(dir, { recursive: true });
+      fs.closeSync(reopened);
+      done();
     });
   });
 
   it('releasing an Fd a queued send holds gives the send its own duplicate: the released number may be closed and reused', async () => {
     await expectNoFdLeak(async () => {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fdpass-held-'));
-      fs.writeFileSync(path.join(dir, 'secret'), 'the file that was passed');
-      fs.writeFileSync(path.join(dir, 'other'), 'a file opened later');
-      const [a, b] = socketPair(MESSAGE_TYPE);
-      const queued = fillQueue(a);
-      const passed = new Fd(fs.openSync(path.join(dir, 'secret'), 'r'));
+      const { a, b, secret, other, drain, done } = queuedScene();
+      const passed = new Fd(fs.openSync(secret, 'r'));
       const sent = a.send('secret', [passed, passed]);
       const count = fdCount();
       const n = passed.release(); // as toNetSocket(fd) does: the number is someone else's now
       expect(fdCount()).toBe(count + 1); // the send's duplicate
       fs.closeSync(n);
-      const reused = fs.openSync(path.join(dir, 'other'), 'r'); // very likely the same number
-      for (let i = 0; i < queued; i++) b.recvSync();
+      const reused = fs.openSync(other, 'r'); // very likely the same number
+      drain();
       await sent;
       expect(fdCount()).toBe(count); // the duplicate closed; `reused` open in place of n
       const msg = b.recvSync()!;
@@ -143,9 +153,7 @@ describe('review regressions', () => {
       expect(sameFile(msg.fds[1].fd, msg.fds[0].fd)).toBe(true);
       for (const f of msg.fds) f.close();
       fs.closeSync(reused);
-      a.close();
-      b.close();
-      fs.rmSync(dir, { recursive: true });
+      done();
     });
   });
 
