@@ -5,11 +5,11 @@
  * its descriptor table flat, keep serving, and fail clearly — never hang.
  */
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Fd, pipe, socketPair, type Message, type SocketType, type UnixSocket } from '../src/index.js';
-import { C, sys } from '../src/libc.js';
+import { C, lastErrno, sys } from '../src/libc.js';
 import { POLLIN, waitSync } from '../src/poll.js';
 import { compileC, emulationLimit, expectNoFdLeak, fdCount, gc, rejection } from './helpers.js';
 import { CREDENTIAL_MESSAGES, MESSAGE_TYPE, seqpacketUnsupported } from './mode.js';
@@ -160,9 +160,19 @@ describe('unusual but legal control data from a C peer', () => {
     });
   });
 
-  it('SO_PASSPIDFD set by someone else: each SCM_PIDFD descriptor is closed and counted as dropped', async (ctx) => {
-    emulationLimit(ctx, 'qemu-user refuses setsockopt(SO_PASSPIDFD) with ENOPROTOOPT, so no SCM_PIDFD can arrive');
+  it('SO_PASSPIDFD set by someone else: each SCM_PIDFD descriptor is closed and counted as dropped', async () => {
     if (seqpacketUnsupported()) return;
+    const qemuRefuses = emulationLimit('qemu-user refuses setsockopt(SO_PASSPIDFD) with ENOPROTOOPT, so no SCM_PIDFD can arrive', () => {
+      const [x, y] = socketPair('seqpacket');
+      const on = Buffer.alloc(4);
+      on.writeInt32LE(1, 0);
+      const result = sys.setsockopt(x.fd, C.SOL_SOCKET, SO_PASSPIDFD, on, 4) as number;
+      const errno = lastErrno();
+      x.close();
+      y.close();
+      expect({ result, errno }).toEqual({ result: -1, errno: osConstants.errno.ENOPROTOOPT });
+    });
+    if (qemuRefuses) return;
     await expectNoFdLeak(async () => {
       const [ours, theirs] = socketPair('seqpacket');
       const one = Buffer.alloc(4);
