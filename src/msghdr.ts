@@ -23,8 +23,19 @@ import { C, CAPS, CMSG, CREDENTIALS, E, L, koffi, lib, platform } from './libc.j
 export const sendmsgAt = lib.func('intptr_t sendmsg(int fd, intptr_t msg, int flags)') as unknown as (fd: number, msg: number | bigint, flags: number) => number;
 export const recvmsgAt = lib.func('intptr_t recvmsg(int fd, intptr_t msg, int flags)') as unknown as (fd: number, msg: number | bigint, flags: number) => number;
 
+/**
+ * sendmmsg/recvmmsg (several messages in one call, `msgvec` an array of struct mmsghdr), where
+ * CAPS.messageVectors says fdpass uses them; null elsewhere. recvmmsg's timeout stays 0 (NULL).
+ */
+export const sendmmsgAt = CAPS.messageVectors
+  ? (lib.func('int sendmmsg(int fd, intptr_t msgvec, uint32_t vlen, int flags)') as unknown as (fd: number, msgvec: number | bigint, vlen: number, flags: number) => number)
+  : null;
+export const recvmmsgAt = CAPS.messageVectors
+  ? (lib.func('int recvmmsg(int fd, intptr_t msgvec, uint32_t vlen, int flags, intptr_t timeout)') as unknown as (fd: number, msgvec: number | bigint, vlen: number, flags: number, timeout: 0) => number)
+  : null;
+
 /** A struct's address for an `intptr_t` parameter: a Number where it is exact (every user-space address today), else the BigInt. */
-function callAddress(buf: Buffer): number | bigint {
+export function callAddress(buf: Buffer): number | bigint {
   const address = koffi.address(buf) as bigint;
   return address <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(address) : address;
 }

@@ -85,6 +85,7 @@ describe(`${CAPABILITIES_ENV} (test only)`, () => {
         sigpipe: 'process_ignores',
         seqpacket: false,
         singleRightsMessage: true,
+        messageVectors: false,
         fchmodSocket: false,
         credentialMessages: null,
       });

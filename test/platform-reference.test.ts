@@ -97,6 +97,17 @@ function fdpassOnly(key: string, path: string, p: Platform): Extra | undefined {
     case 'layouts.credentialMessage.maxSize':
       if (os === 'freebsd') return { value: 32 + 15 * 4, cite: 'SOCKCRED2SIZE(CMGROUP_MAX): FreeBSD sys/kern/uipc_usrreq.c unp_addsockcred caps groups at CMGROUP_MAX; CMGROUP_MAX = 16 per the reference (struct cmsgcred cmcred_groups: 64 bytes of gid_t)' };
       return undefined;
+    case 'layouts.mmsghdr':
+      return linux ? undefined : { value: null, cite: 'fdpass calls sendmmsg/recvmmsg only on Linux (capabilities.messageVectors); the BSDs have them, but fdpass has never run there' };
+    case 'layouts.mmsghdr.len':
+    case 'layouts.mmsghdr.size': {
+      // torvalds/linux:include/linux/socket.h: struct mmsghdr { struct user_msghdr msg_hdr; unsigned int msg_len; };
+      // glibc and musl declare the same; the struct is aligned (and so strided) like its pointers.
+      const msghdr = referenceValue(key, 'layouts.msghdr.size', p)!.value as number;
+      const pointer = p.layouts.pointerSize;
+      const value = path.endsWith('len') ? msghdr : Math.ceil((msghdr + 4) / pointer) * pointer;
+      return { value, cite: 'torvalds/linux:include/linux/socket.h struct mmsghdr { struct user_msghdr msg_hdr; unsigned int msg_len; } (glibc bits/socket.h and musl sys/socket.h alike), from the reference msghdr size' };
+    }
     case 'linux.P_PIDFD':
       return { value: 3, cite: 'golang/sys:unix/zerrors_linux.go#L3130' };
     case 'linux.WNOHANG':

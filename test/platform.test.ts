@@ -139,7 +139,7 @@ describe('constants match the C headers', () => {
 });
 
 describe('layouts match the C headers', () => {
-  it('sizeof/offsetof of msghdr, iovec, cmsghdr, sockaddr_un, pollfd, ucred and sizeof(void *)', () => {
+  it('sizeof/offsetof of msghdr, iovec, cmsghdr, sockaddr_un, pollfd, ucred, mmsghdr and sizeof(void *)', () => {
     expect(table.layouts).toEqual(probe.layouts);
   });
 

@@ -148,6 +148,8 @@ const bsd64 = {
   iovec: { size: 16, base: 0, len: 8, lenSize: 8 },
   sockaddr_un: sockaddrUn,
   pollfd,
+  // FreeBSD, NetBSD and OpenBSD have sendmmsg/recvmmsg, but fdpass has never run there: off.
+  mmsghdr: null,
 } as const;
 
 const bsd32 = {
@@ -159,6 +161,8 @@ const bsd32 = {
   iovec: { size: 8, base: 0, len: 4, lenSize: 4 },
   sockaddr_un: sockaddrUn,
   pollfd,
+  // FreeBSD, NetBSD and OpenBSD have sendmmsg/recvmmsg, but fdpass has never run there: off.
+  mmsghdr: null,
 } as const;
 
 /** A 12-byte cmsghdr whose data starts at CMSG_ALIGN(12). */
@@ -185,6 +189,7 @@ const bsdCapabilities = {
   sigpipe: 'msg_nosignal',
   seqpacket: true,
   singleRightsMessage: false,
+  messageVectors: false,
   // fchmod(2) on a socket is EINVAL on darwin and the BSDs: the mode is set right after bind.
   fchmodSocket: false,
   abstractNames: false,

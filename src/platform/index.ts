@@ -30,6 +30,7 @@ const minimalCapabilities: Partial<Capabilities> = {
   sigpipe: 'process_ignores',
   seqpacket: false,
   singleRightsMessage: true,
+  messageVectors: false,
   fchmodSocket: false,
   credentialMessages: null,
 };

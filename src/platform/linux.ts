@@ -86,6 +86,7 @@ export const linux64GlibcLayouts: PlatformLayouts = {
   },
   iovec: { size: 16, base: 0, len: 8, lenSize: 8 },
   cmsghdr: { size: 16, len: 0, lenSize: 8, level: 8, type: 12, align: 8 },
+  mmsghdr: { size: 64, len: 56 },
 };
 
 /**
@@ -115,6 +116,7 @@ export const linux32Layouts: PlatformLayouts = {
   },
   iovec: { size: 8, base: 0, len: 4, lenSize: 4 },
   cmsghdr: { size: 12, len: 0, lenSize: 4, level: 4, type: 8, align: 4 },
+  mmsghdr: { size: 32, len: 28 },
 };
 
 export const linuxCapabilities: Capabilities = {
@@ -122,6 +124,7 @@ export const linuxCapabilities: Capabilities = {
   sigpipe: 'msg_nosignal',
   seqpacket: true,
   singleRightsMessage: false,
+  messageVectors: true,
   fchmodSocket: true,
   peerCredentials: { kind: 'ucred', level: 'SOL_SOCKET', option: 'SO_PEERCRED', pidOption: null },
   credentialMessages: { kind: 'scm_credentials', type: 'SCM_CREDENTIALS', enableLevel: 'SOL_SOCKET', enableOption: 'SO_PASSCRED', claim: true },

@@ -105,6 +105,11 @@ export interface PlatformLayouts {
    * the platform has none. `size` is the smallest valid payload, `maxSize` the largest.
    */
   credentialMessage: { size: number; maxSize: number; pid: number; uid: number; gid: number } | null;
+  /**
+   * struct mmsghdr { struct msghdr msg_hdr; unsigned int msg_len; } for sendmmsg/recvmmsg: `len`
+   * is msg_len's offset, `size` the array stride. Null where fdpass does not use them.
+   */
+  mmsghdr: { size: number; len: number } | null;
 }
 
 export type SigpipeMechanism =
@@ -129,6 +134,12 @@ export interface Capabilities {
    * to msg_controllen (darwin's unp_internalize). fdpass then sets msg_controllen = CMSG_LEN.
    */
   singleRightsMessage: boolean;
+  /**
+   * sendmmsg/recvmmsg: several messages per call. fdpass sends queued messages and receives
+   * batches with them on SEQPACKET and datagram sockets (Linux; musl on LP64 loops sendmsg
+   * inside its sendmmsg, which keeps the semantics). Without: one sendmsg/recvmsg per message.
+   */
+  messageVectors: boolean;
   /** fchmod() on a socket before bind() sets the mode of the file bind creates (Linux). */
   fchmodSocket: boolean;
   /** getsockopt for the peer's credentials; `pidOption` is a second int getsockopt for the pid. */
