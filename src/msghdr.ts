@@ -40,19 +40,19 @@ export function callAddress(buf: Buffer): number | bigint {
   return address <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(address) : address;
 }
 
-const I = 4; // bytes per Int32Array element
-const word = (offset: number, size: 4 | 8): number => lowWordOffset(offset, size, platform.endianness) / I;
-const MSG_IOV = L.msghdr.iov;
-const MSG_IOVLEN = word(L.msghdr.iovlen, L.msghdr.iovlenSize);
-const MSG_CONTROL = L.msghdr.control;
-const MSG_CONTROLLEN = word(L.msghdr.controllen, L.msghdr.controllenSize);
-const MSG_FLAGS = L.msghdr.flags / I;
-const IOV_BASE = L.iovec.base;
-const IOV_LEN = word(L.iovec.len, L.iovec.lenSize);
-const CMSG_LEN = word(L.cmsghdr.len, L.cmsghdr.lenSize);
-const CMSG_LEVEL = L.cmsghdr.level / I;
-const CMSG_TYPE = L.cmsghdr.type / I;
-const CMSG_DATA = cmsgAlign(L.cmsghdr.size, CMSG) / I;
+export const I = 4; // bytes per Int32Array element
+export const word = (offset: number, size: 4 | 8): number => lowWordOffset(offset, size, platform.endianness) / I;
+export const MSG_IOV = L.msghdr.iov;
+export const MSG_IOVLEN = word(L.msghdr.iovlen, L.msghdr.iovlenSize);
+export const MSG_CONTROL = L.msghdr.control;
+export const MSG_CONTROLLEN = word(L.msghdr.controllen, L.msghdr.controllenSize);
+export const MSG_FLAGS = L.msghdr.flags / I;
+export const IOV_BASE = L.iovec.base;
+export const IOV_LEN = word(L.iovec.len, L.iovec.lenSize);
+export const CMSG_LEN = word(L.cmsghdr.len, L.cmsghdr.lenSize);
+export const CMSG_LEVEL = L.cmsghdr.level / I;
+export const CMSG_TYPE = L.cmsghdr.type / I;
+export const CMSG_DATA = cmsgAlign(L.cmsghdr.size, CMSG) / I;
 // Hot-path constants as module bindings: the platform table is a large object.
 const SOL_SOCKET = C.SOL_SOCKET;
 const SCM_RIGHTS = C.SCM_RIGHTS;
@@ -61,18 +61,18 @@ const ALIGN_MASK = CMSG.align - 1;
  * What msg_controllen says for one SCM_RIGHTS message: CMSG_SPACE, or CMSG_LEN where the kernel
  * wants cmsg_len equal to msg_controllen (darwin; Linux accepts it too, which minimal mode uses).
  */
-const rightsControlLength = CAPS.singleRightsMessage ? cmsgLen : cmsgSpace;
+export const rightsControlLength = CAPS.singleRightsMessage ? cmsgLen : cmsgSpace;
 
-function writeAddress(buf: Buffer, offset: number, addr: bigint): void {
+export function writeAddress(buf: Buffer, offset: number, addr: bigint): void {
   E.writePointer(buf, offset, L.pointerSize, addr);
 }
 
-function int32View(buf: Buffer): Int32Array {
+export function int32View(buf: Buffer): Int32Array {
   return new Int32Array(buf.buffer, buf.byteOffset, buf.length / I);
 }
 
 /** Buffer.alloc, rounded to whole ints and never from the shared pool. */
-function allocStruct(size: number): Buffer {
+export function allocStruct(size: number): Buffer {
   return Buffer.alloc(Math.ceil(size / 8) * 8);
 }
 

@@ -8,7 +8,8 @@ import { Fd } from './fd.js';
 import { fdNumber, type FdLike } from './fdlike.js';
 import { FRAME_HEADER_BYTES, FRAME_MAX_PAYLOAD, FrameReader, NEED_MORE, encodeFrameHeader } from './framing.js';
 import { C, CAPS, CMSG, CREDENTIALS, EAGAIN, EINTR, check, closeQuietly, lastErrno, sys, unsupported } from './libc.js';
-import { RecvBuffers, SendBuffers, recvmsgAt, sendmsgAt } from './msghdr.js';
+import { RecvBuffers, SendBuffers, recvmsgAt, sendmmsgAt, sendmsgAt } from './msghdr.js';
+import { SEND_VECTOR_SLOTS, SendVector } from './send-vector.js';
 import { prepareHandOff, type HandOff } from './node.js';
 import { POLLIN, POLLOUT, Watcher, waitSync } from './poll.js';
 import { readinessBackend } from './readiness.js';
@@ -118,6 +119,7 @@ const ATOMIC_CLOEXEC = CAPS.atomicCloexec;
 // One set of msghdr buffers per thread: every syscall fills and reads them synchronously.
 let sendBuffers: SendBuffers | undefined;
 let recvBuffers: RecvBuffers | undefined;
+let sendVector: SendVector | undefined;
 
 type RecvResult = Message | Message[] | null;
 
@@ -252,6 +254,8 @@ export class UnixSocket {
           else keepFds(op);
         },
         onLeave: letGoFds,
+        // Whole messages only: a stream could take part of one and go on with the next.
+        attemptMany: sendmmsgAt !== null && (type === 'seqpacket' || type === 'dgram') ? (ops) => this.#sendMany(ops) : undefined,
       },
     );
     this.#recvs = new WaitQueue<RecvOp, RecvResult>(
@@ -588,6 +592,39 @@ export class UnixSocket {
       op.offset += n;
       if (op.offset >= op.data.length) return true;
     }
+  }
+
+  /**
+   * Queued sends through one sendmmsg: the ones at the head that are plain messages (none begun,
+   * no credentials, nothing failed while kept). Resolves as many as the kernel took; null when
+   * fewer than two qualify or the call failed (the head then goes alone and meets its own error).
+   */
+  #sendMany(ops: readonly SendOp[]): number[] | typeof AGAIN | null {
+    const limit = ops.length < SEND_VECTOR_SLOTS ? ops.length : SEND_VECTOR_SLOTS;
+    let count = 0;
+    while (count < limit) {
+      const op = ops[count];
+      if (op.started || op.credentials !== undefined || op.keepError !== null) break;
+      count++;
+    }
+    if (count < 2) return null;
+    const fd = this.fd;
+    const vector = (sendVector ??= new SendVector());
+    let n: number;
+    for (;;) {
+      n = sendmmsgAt!(fd, vector.prepare(ops, count), count, SEND_FLAGS);
+      if (n >= 0 || lastErrno() !== EINTR) break;
+    }
+    vector.unpin();
+    if (n <= 0) return n < 0 && lastErrno() === EAGAIN ? AGAIN : null;
+    const results = new Array<number>(n);
+    for (let k = 0; k < n; k++) {
+      const op = ops[k];
+      op.started = true;
+      op.offset = op.data.length;
+      results[k] = op.data.length;
+    }
+    return results;
   }
 
   /** The bytes to send for one message: the payload, or (framed) a header and the payload. */

@@ -23,6 +23,13 @@ export interface WaitQueueHooks<Op, R> {
   onLeave?(op: Op): void;
   /** A result produced for an op that was settled meanwhile (user code ran inside `attempt`). */
   onOrphan?(result: R): void;
+  /**
+   * Serve several ops from the head in one syscall (sendmmsg): the results of the first k ops
+   * (k ≥ 1), which complete in order; AGAIN when the head would block; null when the head must go
+   * alone through `attempt` (it cannot be batched, or it fails there with its own error). Must
+   * not run user code, so the head ops are still queued when it returns.
+   */
+  attemptMany?(ops: readonly Op[]): R[] | typeof AGAIN | null;
 }
 
 /**
@@ -82,7 +89,20 @@ export class WaitQueue<Op extends Waiter<R>, R> {
 
   /** Serve queued operations until one would block. */
   drain(): void {
+    const attemptMany = this.hooks.attemptMany;
     while (this.ops.length > 0) {
+      if (attemptMany !== undefined && this.ops.length > 1) {
+        const results = attemptMany(this.ops);
+        if (results === AGAIN) break;
+        if (results !== null) {
+          for (let k = 0; k < results.length; k++) {
+            const done = this.ops.shift()!;
+            this.left(done);
+            done.resolve(results[k]);
+          }
+          continue;
+        }
+      }
       const op = this.ops[0];
       let result: R | typeof AGAIN;
       try {
