@@ -63,16 +63,27 @@ const ALIGN_MASK = CMSG.align - 1;
  */
 const rightsControlLength = CAPS.singleRightsMessage ? cmsgLen : cmsgSpace;
 
-function writeAddress(buf: Buffer, offset: number, addr: bigint): void {
+/**
+ * Where the fields a receive writes or reads live, as Int32Array indexes from the start of a
+ * struct msghdr / iovec (the low word of 8-byte lengths): for modules that build their own
+ * arrays of them (src/recv-vector.ts).
+ */
+export const MSGHDR_WORDS = Object.freeze({ iovLen: IOV_LEN, controlLength: MSG_CONTROLLEN, flags: MSG_FLAGS, iovLength: MSG_IOVLEN });
+/** Byte offsets of the pointer fields: msghdr's msg_iov and msg_control, iovec's iov_base. */
+export const MSGHDR_POINTERS = Object.freeze({ iov: MSG_IOV, control: MSG_CONTROL, iovBase: IOV_BASE });
+
+/** Store a raw address in a struct. The Buffer at `addr` must stay referenced by whoever owns `buf`. */
+export function writeAddress(buf: Buffer, offset: number, addr: bigint): void {
   E.writePointer(buf, offset, L.pointerSize, addr);
 }
 
-function int32View(buf: Buffer): Int32Array {
+/** An Int32Array over the whole of `buf` (its length a multiple of 4). */
+export function int32View(buf: Buffer): Int32Array {
   return new Int32Array(buf.buffer, buf.byteOffset, buf.length / I);
 }
 
 /** Buffer.alloc, rounded to whole ints and never from the shared pool. */
-function allocStruct(size: number): Buffer {
+export function allocStruct(size: number): Buffer {
   return Buffer.alloc(Math.ceil(size / 8) * 8);
 }
 
@@ -249,7 +260,7 @@ export class RecvBuffers {
    * Returns its fds, or null when the general parser must look.
    */
   singleRights(controlLength: number): number[] | null {
-    const count = this.singleRightsCount(controlLength);
+    const count = singleRightsCount(this.control32, controlLength);
     if (count < 0) return null;
     const c = this.control32;
     const fds = new Array<number>(count);
@@ -259,15 +270,29 @@ export class RecvBuffers {
 
   /** How many fds one SCM_RIGHTS message filling the control data holds (read them with `rightsFd`), or -1 when the general parser must look. */
   singleRightsCount(controlLength: number): number {
-    const c = this.control32;
-    if (c[CMSG_LEVEL] !== SOL_SOCKET || c[CMSG_TYPE] !== SCM_RIGHTS) return -1;
-    const len = c[CMSG_LEN];
-    if (len < CMSG_DATA * I || (len !== controlLength && ((len + ALIGN_MASK) & ~ALIGN_MASK) !== controlLength)) return -1;
-    return (len - CMSG_DATA * I) >> 2;
+    return singleRightsCount(this.control32, controlLength);
   }
 
   /** The i-th fd of the SCM_RIGHTS message `singleRightsCount` found. */
   rightsFd(i: number): number {
     return this.control32[CMSG_DATA + i];
   }
+}
+
+/**
+ * For control data received into `control32` (an Int32Array view of a control buffer, starting
+ * at its first cmsghdr): how many fds one SCM_RIGHTS message filling all `controlLength` bytes
+ * holds, or -1 when the general parser (parseControl) must look. Read them with `rightsFd`.
+ */
+export function singleRightsCount(control32: Int32Array, controlLength: number): number {
+  const c = control32;
+  if (c[CMSG_LEVEL] !== SOL_SOCKET || c[CMSG_TYPE] !== SCM_RIGHTS) return -1;
+  const len = c[CMSG_LEN];
+  if (len < CMSG_DATA * I || (len !== controlLength && ((len + ALIGN_MASK) & ~ALIGN_MASK) !== controlLength)) return -1;
+  return (len - CMSG_DATA * I) >> 2;
+}
+
+/** The i-th fd of the SCM_RIGHTS message `singleRightsCount` found in `control32`. */
+export function rightsFd(control32: Int32Array, i: number): number {
+  return control32[CMSG_DATA + i];
 }
