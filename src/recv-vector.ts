@@ -50,6 +50,8 @@ const getrlimitAt = CAPS.messageVectors
   ? (lib.func('int getrlimit(int resource, intptr_t rlim)') as unknown as (resource: number, rlim: number | bigint) => number)
   : null;
 const SCM_MAX_FD = C.SCM_MAX_FD;
+/** Vector calls between two reads of RLIMIT_NOFILE (it is read again at once after MSG_CTRUNC). */
+const NOFILE_REUSE = 16;
 const koffiAddress = (buf: Buffer): bigint => koffi.address(buf) as bigint;
 
 export class RecvVector {
@@ -73,6 +75,11 @@ export class RecvVector {
   readonly #rlimitAddress = callAddress(this.#rlimit);
   /** The highest descriptor number the latest call received (see the module comment). */
   highestFd = 0;
+  /** The soft RLIMIT_NOFILE as last read, and how many more calls may use it before it is read again. */
+  #nofile = 0;
+  #nofileUses = 0;
+  /** Slots whose msg_controllen/msg_flags the kernel overwrote in the latest call (the rest still hold the reset values). */
+  #dirty = 0;
 
   constructor() {
     const controls: Buffer[] = [];
@@ -84,6 +91,7 @@ export class RecvVector {
       writeAddress(this.msgvec, at + MSGHDR_POINTERS.iov, iovBase + BigInt(i * IOV_SIZE));
       writeAddress(this.msgvec, at + MSGHDR_POINTERS.control, controlBase + BigInt(i * CONTROL_STRIDE));
       this.#vec32[i * MMSG_WORDS + MSG_IOVLEN] = 1;
+      this.#vec32[i * MMSG_WORDS + MSG_CONTROLLEN] = RECV_CONTROL_BYTES;
       const control = this.#control.subarray(i * CONTROL_STRIDE, (i + 1) * CONTROL_STRIDE);
       controls.push(control);
       controls32.push(int32View(control));
@@ -99,9 +107,18 @@ export class RecvVector {
   slots(maxMessages: number, maxBytes: number, fd: number): number {
     let n = Math.min(maxMessages, MAX_SLOTS, Math.floor(PAYLOAD_BUDGET / maxBytes));
     if (n < 2) return 0;
-    const byFds = Math.floor((this.#softNofile() - 1 - Math.max(fd, this.highestFd)) / SCM_MAX_FD);
+    if (this.#nofileUses-- <= 0) {
+      this.#nofile = this.#softNofile();
+      this.#nofileUses = NOFILE_REUSE;
+    }
+    const byFds = Math.floor((this.#nofile - 1 - Math.max(fd, this.highestFd)) / SCM_MAX_FD);
     if (byFds < n) n = byFds;
     return n < 2 ? 0 : n;
+  }
+
+  /** Read the soft RLIMIT_NOFILE again before the next call (after a slot lost fds: MSG_CTRUNC). */
+  recheckNofile(): void {
+    this.#nofileUses = 0;
   }
 
   /** The soft RLIMIT_NOFILE (0 if getrlimit fails: then no vector calls). */
@@ -114,8 +131,9 @@ export class RecvVector {
   prepare(slots: number, maxBytes: number): number | bigint {
     if (maxBytes !== this.#stride || slots * maxBytes > this.payload.length) {
       if (slots * maxBytes > this.payload.length) {
-        // Grow to what this call needs (at most PAYLOAD_BUDGET); the old area is in no struct any more once every iovec is rewritten.
-        this.payload = Buffer.alloc(Math.min(PAYLOAD_BUDGET, Math.max(slots * maxBytes, 2 * this.payload.length)));
+        // Grow to what this call needs (slots() keeps that within PAYLOAD_BUDGET), doubling up to
+        // the budget; the old area is in no struct the kernel is given once the iovecs are rewritten.
+        this.payload = Buffer.alloc(Math.max(slots * maxBytes, Math.min(PAYLOAD_BUDGET, 2 * this.payload.length)));
       }
       this.#stride = maxBytes;
       this.#addressed = 0;
@@ -129,12 +147,19 @@ export class RecvVector {
       }
       this.#addressed = slots;
     }
+    // The kernel writes msg_controllen and msg_flags only in the slots it fills.
     const vec32 = this.#vec32;
-    for (let i = 0, at = 0; i < slots; i++, at += MMSG_WORDS) {
+    for (let i = 0, at = 0; i < this.#dirty; i++, at += MMSG_WORDS) {
       vec32[at + MSG_CONTROLLEN] = RECV_CONTROL_BYTES;
       vec32[at + MSG_FLAGS] = 0;
     }
+    this.#dirty = slots;
     return this.address;
+  }
+
+  /** After a call: how many slots the kernel filled (so that `prepare` resets only those). */
+  filled(count: number): void {
+    this.#dirty = count;
   }
 
   /** Slot i's msg_flags, as the kernel wrote them. */

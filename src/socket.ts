@@ -740,7 +740,28 @@ export class UnixSocket {
           if (filled === FILL_EOF) return out;
           // Too few slots fit the limits left: one recvmsg at a time for the rest of this batch.
           if (filled === FILL_NONE) vectors = false;
-          drained = filled === FILL_SHORT;
+          else {
+            drained = filled === FILL_SHORT;
+            // The messages of this call were received with this batch's maxBytes and maxFds: taken
+            // straight from the vector up to the first zero-length message or error (which #take
+            // handles next) or the batch's limits (the rest waits in #pending).
+            const pending = this.#pending;
+            let i = 0;
+            while (i < pending.length) {
+              const e = pending[i];
+              if (e === EMPTY || e instanceof Deferred) break;
+              pending[i++] = undefined as unknown as Message;
+              if (out === null) out = [e];
+              else out.push(e);
+              count++;
+              bytes += e.data.length;
+              fds += e.fds.length;
+              if (count >= maxMessages || bytes >= maxBatchBytes || fds >= maxBatchFds) break;
+            }
+            if (i === pending.length) pending.length = 0;
+            else this.#pendingHead = i;
+            continue;
+          }
         }
         m = this.#take(maxBytes, maxFds);
       } catch (err) {
@@ -774,11 +795,13 @@ export class UnixSocket {
     for (;;) {
       count = recvmmsgAt!(fd, v.prepare(slots, maxBytes), slots, RECV_FLAGS, 0);
       if (count >= 0) break;
+      v.filled(0);
       const errno = lastErrno();
       if (errno === EINTR) continue;
       if (errno === EAGAIN) return FILL_AGAIN;
       throw FdPassError.fromErrno('recvmsg', errno);
     }
+    v.filled(count);
     const type = this.type;
     const payload = v.payload;
     const entries = new Array<Pending>(count);
@@ -795,6 +818,7 @@ export class UnixSocket {
         }
       } catch (err) {
         entry = new Deferred(err);
+        if ((err as FdPassError).code === 'ERR_FDPASS_CTRUNC') v.recheckNofile();
       }
       entries[i] = entry;
       if (entry !== EMPTY) last = i;
