@@ -27,8 +27,10 @@ function closeAll(messages: (Message | null)[] | null): void {
 const libc = koffi.load(platform.libcName as string);
 const rawSend = libc.func('intptr_t send(int fd, void *buf, uintptr_t len, int flags)') as (fd: number, buf: Buffer, len: number, flags: number) => number;
 function sendRaw(socket: UnixSocket, text: string): void {
-  const b = Buffer.from(text);
-  if (rawSend(socket.fd, b, b.length, 0) !== b.length) throw new Error(`send failed (errno ${koffi.errno()})`);
+  // Never an empty Buffer: koffi may pass NULL for it, which qemu-user refuses (EFAULT) even with length 0.
+  const b = Buffer.from(`${text}.`);
+  const n = b.length - 1;
+  if (rawSend(socket.fd, b, n, 0) !== n) throw new Error(`send failed (errno ${koffi.errno()})`);
 }
 
 /** A payload of `size` bytes that names message i. */
