@@ -40,6 +40,8 @@ export function callAddress(buf: Buffer): number | bigint {
   return address <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(address) : address;
 }
 
+// Where the fields live, as Int32Array indexes (the low word of 8-byte lengths) or byte offsets
+// (pointers): shared with the sendmmsg/recvmmsg arrays (send-vector.ts, recv-vector.ts).
 export const I = 4; // bytes per Int32Array element
 export const word = (offset: number, size: 4 | 8): number => lowWordOffset(offset, size, platform.endianness) / I;
 export const MSG_IOV = L.msghdr.iov;
@@ -63,10 +65,12 @@ const ALIGN_MASK = CMSG.align - 1;
  */
 export const rightsControlLength = CAPS.singleRightsMessage ? cmsgLen : cmsgSpace;
 
+/** Store a raw address in a struct. The Buffer at `addr` must stay referenced by whoever owns `buf`. */
 export function writeAddress(buf: Buffer, offset: number, addr: bigint): void {
   E.writePointer(buf, offset, L.pointerSize, addr);
 }
 
+/** An Int32Array over the whole of `buf` (its length a multiple of 4). */
 export function int32View(buf: Buffer): Int32Array {
   return new Int32Array(buf.buffer, buf.byteOffset, buf.length / I);
 }
@@ -249,7 +253,7 @@ export class RecvBuffers {
    * Returns its fds, or null when the general parser must look.
    */
   singleRights(controlLength: number): number[] | null {
-    const count = this.singleRightsCount(controlLength);
+    const count = singleRightsCount(this.control32, controlLength);
     if (count < 0) return null;
     const c = this.control32;
     const fds = new Array<number>(count);
@@ -259,15 +263,29 @@ export class RecvBuffers {
 
   /** How many fds one SCM_RIGHTS message filling the control data holds (read them with `rightsFd`), or -1 when the general parser must look. */
   singleRightsCount(controlLength: number): number {
-    const c = this.control32;
-    if (c[CMSG_LEVEL] !== SOL_SOCKET || c[CMSG_TYPE] !== SCM_RIGHTS) return -1;
-    const len = c[CMSG_LEN];
-    if (len < CMSG_DATA * I || (len !== controlLength && ((len + ALIGN_MASK) & ~ALIGN_MASK) !== controlLength)) return -1;
-    return (len - CMSG_DATA * I) >> 2;
+    return singleRightsCount(this.control32, controlLength);
   }
 
   /** The i-th fd of the SCM_RIGHTS message `singleRightsCount` found. */
   rightsFd(i: number): number {
     return this.control32[CMSG_DATA + i];
   }
+}
+
+/**
+ * For control data received into `control32` (an Int32Array view of a control buffer, starting
+ * at its first cmsghdr): how many fds one SCM_RIGHTS message filling all `controlLength` bytes
+ * holds, or -1 when the general parser (parseControl) must look. Read them with `rightsFd`.
+ */
+export function singleRightsCount(control32: Int32Array, controlLength: number): number {
+  const c = control32;
+  if (c[CMSG_LEVEL] !== SOL_SOCKET || c[CMSG_TYPE] !== SCM_RIGHTS) return -1;
+  const len = c[CMSG_LEN];
+  if (len < CMSG_DATA * I || (len !== controlLength && ((len + ALIGN_MASK) & ~ALIGN_MASK) !== controlLength)) return -1;
+  return (len - CMSG_DATA * I) >> 2;
+}
+
+/** The i-th fd of the SCM_RIGHTS message `singleRightsCount` found in `control32`. */
+export function rightsFd(control32: Int32Array, i: number): number {
+  return control32[CMSG_DATA + i];
 }

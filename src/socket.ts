@@ -8,7 +8,8 @@ import { Fd } from './fd.js';
 import { fdNumber, type FdLike } from './fdlike.js';
 import { FRAME_HEADER_BYTES, FRAME_MAX_PAYLOAD, FrameReader, NEED_MORE, encodeFrameHeader } from './framing.js';
 import { C, CAPS, CMSG, CREDENTIALS, EAGAIN, EINTR, check, closeQuietly, lastErrno, sys, unsupported } from './libc.js';
-import { RecvBuffers, SendBuffers, recvmsgAt, sendmmsgAt, sendmsgAt } from './msghdr.js';
+import { RecvBuffers, SendBuffers, recvmmsgAt, recvmsgAt, rightsFd, sendmmsgAt, sendmsgAt, singleRightsCount } from './msghdr.js';
+import { RecvVector } from './recv-vector.js';
 import { SEND_VECTOR_SLOTS, SendVector } from './send-vector.js';
 import { prepareHandOff, type HandOff } from './node.js';
 import { POLLIN, POLLOUT, Watcher, waitSync } from './poll.js';
@@ -120,6 +121,7 @@ const ATOMIC_CLOEXEC = CAPS.atomicCloexec;
 let sendBuffers: SendBuffers | undefined;
 let recvBuffers: RecvBuffers | undefined;
 let sendVector: SendVector | undefined;
+let recvVector: RecvVector | undefined;
 
 type RecvResult = Message | Message[] | null;
 
@@ -143,6 +145,87 @@ class RecvOp implements Waiter<RecvResult> {
 /** A receive error that came after messages read ahead: thrown when its turn comes. */
 class Deferred {
   constructor(readonly error: unknown) {}
+}
+
+/**
+ * A zero-length seqpacket message a recvmmsg returned before other messages: the receive that
+ * reaches it sees what one recvmsg would have returned for it (null).
+ */
+const EMPTY: unique symbol = Symbol('fdpass.empty');
+/** One message a recvmmsg returned, as one recvmsg would have: a Message, an error, or EMPTY. */
+type Pending = Message | Deferred | typeof EMPTY;
+
+/** What #fillPending did: read nothing (would block), reached end of stream, did not try (fewer than two slots), or queued messages and the kernel had no more (SHORT) or maybe more (FULL). */
+const FILL_AGAIN = 0;
+const FILL_EOF = 1;
+const FILL_NONE = 2;
+const FILL_SHORT = 3;
+const FILL_FULL = 4;
+
+/**
+ * One message as recvmsg (or one recvmmsg slot) left it: `n` payload bytes at `data[offset..]`
+ * (or in `into`), msg_flags, and `controlLength` bytes of control data in `control`/`control32`.
+ * Returns the Message (fds beyond maxFds, and any in control messages fdpass does not hand out,
+ * closed and counted), null for end of stream (no bytes, no fds, not a datagram), or throws
+ * ERR_FDPASS_CTRUNC / ERR_FDPASS_TRUNC after closing every fd that arrived with it.
+ */
+function messageOf(
+  type: SocketType, n: number, flags: number, controlLength: number, control: Buffer, control32: Int32Array,
+  data: Buffer, offset: number, maxBytes: number, maxFds: number, into: Buffer | undefined,
+): Message | null {
+  let fds: Fd[];
+  let dropped = 0;
+  let parsed: ParsedControl | undefined;
+  // The common cases without a walk: no control data, or one SCM_RIGHTS message.
+  const single = controlLength === 0 ? 0 : ATOMIC_CLOEXEC ? singleRightsCount(control32, controlLength) : -1;
+  if (single >= 0 && (flags & (MSG_CTRUNC | MSG_TRUNC)) === 0) {
+    if (n === 0 && single === 0 && type !== 'dgram') return null;
+    const keep = single <= maxFds ? single : maxFds;
+    if (keep === 1) fds = [new Fd(rightsFd(control32, 0))];
+    else {
+      fds = new Array<Fd>(keep);
+      for (let i = 0; i < keep; i++) fds[i] = new Fd(rightsFd(control32, i));
+    }
+    for (let i = keep; i < single; i++) closeQuietly(rightsFd(control32, i));
+    dropped = single - keep;
+  } else {
+    let received = NO_FDS;
+    if (controlLength > 0) {
+      parsed = parseControl(control, controlLength, CMSG, CREDENTIALS, C);
+      received = parsed.fds;
+      for (const x of parsed.extraFds) closeQuietly(x);
+    }
+    receivedCloexec(received);
+    if (flags & MSG_CTRUNC) {
+      for (const x of received) closeQuietly(x);
+      throw new FdPassError(
+        'ERR_FDPASS_CTRUNC',
+        `recvmsg: control data was truncated (MSG_CTRUNC): descriptors were lost${received.length ? `; the ${received.length} that arrived were closed` : ''}. The receiver may be out of file descriptors (EMFILE)`,
+        { syscall: 'recvmsg' },
+      );
+    }
+    if (flags & MSG_TRUNC && type !== 'stream') {
+      for (const x of received) closeQuietly(x);
+      throw new FdPassError('ERR_FDPASS_TRUNC', `recvmsg: a message longer than maxBytes (${maxBytes}) was truncated and discarded${received.length ? `, and its ${received.length} fds closed` : ''}`, { syscall: 'recvmsg' });
+    }
+    if (n === 0 && received.length === 0 && type !== 'dgram') return null;
+    const keep = received.length <= maxFds ? received.length : maxFds;
+    for (let i = keep; i < received.length; i++) closeQuietly(received[i]);
+    fds = new Array<Fd>(keep);
+    for (let i = 0; i < keep; i++) fds[i] = new Fd(received[i]);
+    dropped = received.length - keep + (parsed === undefined ? 0 : parsed.extraFds.length);
+  }
+  let payload: Buffer;
+  if (into !== undefined) payload = into.subarray(0, n);
+  else {
+    payload = payloadBuffer(n);
+    // A loop beats Buffer#copy's per-call setup for the tiny payloads fd messages usually have.
+    if (n <= 16) for (let i = 0; i < n; i++) payload[i] = data[offset + i];
+    else data.copy(payload, 0, offset, offset + n);
+  }
+  const message: Message = { data: payload, fds, droppedFds: dropped };
+  if (parsed?.credentials) message.credentials = parsed.credentials;
+  return message;
 }
 
 /**
@@ -218,6 +301,13 @@ export class UnixSocket {
    */
   #ahead: (Message | Deferred)[] = [];
   #aheadHead = 0;
+  /**
+   * Messages a recvmmsg returned that no receive has reached yet (beyond the limits of the batch
+   * that made the call): what the kernel would still hold, read in its place by the next
+   * receives, after #ahead. They were received with that batch's maxBytes and maxFds.
+   */
+  #pending: Pending[] = [];
+  #pendingHead = 0;
 
   static {
     socketSteps = { send: (s, op) => s.#trySend(op), recv: (s, maxBytes, maxFds, into) => s.#tryRecv(maxBytes, maxFds, into) };
@@ -531,6 +621,7 @@ export class UnixSocket {
     if (this.#sends.waiting || this.#recvs.waiting) throw new FdPassError('ERR_FDPASS_BUSY', 'cannot release a socket with pending operations');
     if (this.#frames?.holdsData) throw new FdPassError('ERR_FDPASS_BUSY', 'cannot release a framed socket holding bytes or descriptors it already read (receive them first)');
     if (this.#aheadHead < this.#ahead.length) throw new FdPassError('ERR_FDPASS_BUSY', 'cannot release a socket holding messages its async iterator read ahead (receive them first)');
+    if (this.#pendingHead < this.#pending.length) throw new FdPassError('ERR_FDPASS_BUSY', 'cannot release a socket holding messages a batch read beyond its limits (receive them first)');
     this.#watcher.close();
     this.#fd = -1;
     return fd;
@@ -656,7 +747,8 @@ export class UnixSocket {
 
   /** One message: the next one read ahead, else from the kernel. */
   #take(maxBytes: number, maxFds: number): Message | null | typeof AGAIN {
-    return this.#aheadHead < this.#ahead.length ? this.#fromAhead(maxBytes, maxFds) : this.#tryRecv(maxBytes, maxFds);
+    if (this.#aheadHead < this.#ahead.length) return this.#fromAhead(maxBytes, maxFds);
+    return this.#pendingHead < this.#pending.length ? this.#fromPending(maxBytes, maxFds) : this.#tryRecv(maxBytes, maxFds);
   }
 
   /**
@@ -669,9 +761,45 @@ export class UnixSocket {
     let count = 0;
     let bytes = 0;
     let fds = 0;
+    // Message sockets on Linux: one recvmmsg reads many messages into #pending, and the loop takes
+    // them from there as it would from the kernel (anything beyond this batch's limits stays
+    // there, first in line). Never on a stream: its reads have no boundaries to keep.
+    let vectors = recvmmsgAt !== null && (this.type === 'seqpacket' || this.type === 'dgram');
+    let drained = false;
     do {
       let m: Message | null | typeof AGAIN;
       try {
+        if (vectors && this.#aheadHead >= this.#ahead.length && this.#pendingHead >= this.#pending.length) {
+          // The last vector call came back short: the kernel had no more then.
+          if (drained) break;
+          const filled = this.#fillPending(maxMessages - count, maxBytes, maxFds);
+          if (filled === FILL_AGAIN) break;
+          if (filled === FILL_EOF) return out;
+          // Too few slots fit the limits left: one recvmsg at a time for the rest of this batch.
+          if (filled === FILL_NONE) vectors = false;
+          else {
+            drained = filled === FILL_SHORT;
+            // The messages of this call were received with this batch's maxBytes and maxFds: taken
+            // straight from the vector up to the first zero-length message or error (which #take
+            // handles next) or the batch's limits (the rest waits in #pending).
+            const pending = this.#pending;
+            let i = 0;
+            while (i < pending.length) {
+              const e = pending[i];
+              if (e === EMPTY || e instanceof Deferred) break;
+              pending[i++] = undefined as unknown as Message;
+              if (out === null) out = [e];
+              else out.push(e);
+              count++;
+              bytes += e.data.length;
+              fds += e.fds.length;
+              if (count >= maxMessages || bytes >= maxBatchBytes || fds >= maxBatchFds) break;
+            }
+            if (i === pending.length) pending.length = 0;
+            else this.#pendingHead = i;
+            continue;
+          }
+        }
         m = this.#take(maxBytes, maxFds);
       } catch (err) {
         if (out === null) throw err;
@@ -688,6 +816,61 @@ export class UnixSocket {
       fds += m.fds.length;
     } while (count < maxMessages && bytes < maxBatchBytes && fds < maxBatchFds && this.#fd >= 0);
     return out === null ? AGAIN : out;
+  }
+
+  /**
+   * One recvmmsg into #pending (which is empty): every message it returned, in order, as the
+   * Message, Deferred error or EMPTY (zero-length message) that one recvmsg each would have
+   * given. FILL_NONE when fewer than two slots fit the limits (one recvmsg then).
+   */
+  #fillPending(maxMessages: number, maxBytes: number, maxFds: number): typeof FILL_AGAIN | typeof FILL_EOF | typeof FILL_NONE | typeof FILL_SHORT | typeof FILL_FULL {
+    const fd = this.fd;
+    const v = (recvVector ??= new RecvVector());
+    const slots = v.slots(maxMessages, maxBytes, fd);
+    if (slots === 0) return FILL_NONE;
+    let count: number;
+    for (;;) {
+      count = recvmmsgAt!(fd, v.prepare(slots, maxBytes), slots, RECV_FLAGS, 0);
+      if (count >= 0) break;
+      v.filled(0);
+      const errno = lastErrno();
+      if (errno === EINTR) continue;
+      if (errno === EAGAIN) return FILL_AGAIN;
+      throw FdPassError.fromErrno('recvmsg', errno);
+    }
+    v.filled(count);
+    const type = this.type;
+    const payload = v.payload;
+    const entries = new Array<Pending>(count);
+    let highest = 0;
+    let last = -1; // the last slot that was not a zero-length message
+    for (let i = 0; i < count; i++) {
+      let entry: Pending;
+      try {
+        const m = messageOf(type, v.length(i), v.flags(i), v.controlLength(i), v.controls[i], v.controls32[i], payload, v.offset(i), maxBytes, maxFds, undefined);
+        if (m === null) entry = EMPTY;
+        else {
+          entry = m;
+          for (let j = 0; j < m.fds.length; j++) if (m.fds[j].fd > highest) highest = m.fds[j].fd;
+        }
+      } catch (err) {
+        entry = new Deferred(err);
+        if ((err as FdPassError).code === 'ERR_FDPASS_CTRUNC') v.recheckNofile();
+      }
+      entries[i] = entry;
+      if (entry !== EMPTY) last = i;
+    }
+    v.highestFd = highest;
+    // At end of stream the kernel fills every remaining slot with a zero-length read. Zero-length
+    // slots up to the end of a full vector are taken for that: the kernel repeats it to the next
+    // call. (Zero-length messages before a message, or in a vector the kernel cut short, were sent.)
+    if (count === slots && last < count - 1) {
+      if (last < 0) return FILL_EOF;
+      entries.length = last + 1;
+    }
+    this.#pending = entries;
+    this.#pendingHead = 0;
+    return count < slots ? FILL_SHORT : FILL_FULL;
   }
 
   /** The async iterator's receive: the next message read ahead, or a new batch (its first message; the rest read ahead). */
@@ -715,7 +898,7 @@ export class UnixSocket {
   /** The iterator's fast path: a message read ahead, handed out without a promise of its own; undefined when it must wait. */
   #nextAhead(): Message | undefined {
     if (this.#aheadHead >= this.#ahead.length || this.#recvs.waiting || this.#ahead[this.#aheadHead] instanceof Deferred) return undefined;
-    return this.#fromAhead(DEFAULT_MAX_BYTES, MAX_FDS);
+    return this.#fromAhead(DEFAULT_MAX_BYTES, MAX_FDS)!;
   }
 
   #shiftAhead(): Message | Deferred {
@@ -736,7 +919,23 @@ export class UnixSocket {
 
   /** The next message read ahead, held to this call's limits as a read from the kernel would be. */
   #fromAhead(maxBytes: number, maxFds: number): Message {
-    const entry = this.#shiftAhead();
+    return this.#limited(this.#shiftAhead(), maxBytes, maxFds);
+  }
+
+  /** The next message a recvmmsg returned beyond a batch, as one recvmsg would return it (null for a zero-length message). */
+  #fromPending(maxBytes: number, maxFds: number): Message | null {
+    const pending = this.#pending;
+    const entry = pending[this.#pendingHead];
+    pending[this.#pendingHead] = undefined as unknown as Message;
+    if (++this.#pendingHead === pending.length) {
+      pending.length = 0;
+      this.#pendingHead = 0;
+    }
+    return entry === EMPTY ? null : this.#limited(entry, maxBytes, maxFds);
+  }
+
+  /** `entry` held to this call's limits; its error thrown. */
+  #limited(entry: Message | Deferred, maxBytes: number, maxFds: number): Message {
     if (entry instanceof Deferred) throw entry.error;
     const m = entry;
     if (m.data.length > maxBytes) {
@@ -768,6 +967,13 @@ export class UnixSocket {
     }
     this.#ahead = [];
     this.#aheadHead = 0;
+    const pending = this.#pending;
+    for (let i = this.#pendingHead; i < pending.length; i++) {
+      const entry = pending[i];
+      if (entry !== EMPTY && !(entry instanceof Deferred)) for (const f of entry.fds) f.close();
+    }
+    this.#pending = [];
+    this.#pendingHead = 0;
   }
 
   /** One message, null at end of stream, or AGAIN when nothing is queued. */
@@ -784,62 +990,7 @@ export class UnixSocket {
       if (errno === EAGAIN) return AGAIN;
       throw FdPassError.fromErrno('recvmsg', errno);
     }
-    const flags = buffers.flags;
-    const controlLength = buffers.controlLength;
-    let fds: Fd[];
-    let dropped = 0;
-    let control: ParsedControl | undefined;
-    // The common cases without a walk: no control data, or one SCM_RIGHTS message.
-    const single = controlLength === 0 ? 0 : ATOMIC_CLOEXEC ? buffers.singleRightsCount(controlLength) : -1;
-    if (single >= 0 && (flags & (MSG_CTRUNC | MSG_TRUNC)) === 0) {
-      if (n === 0 && single === 0 && this.type !== 'dgram') return null;
-      const keep = single <= maxFds ? single : maxFds;
-      if (keep === 1) fds = [new Fd(buffers.rightsFd(0))];
-      else {
-        fds = new Array<Fd>(keep);
-        for (let i = 0; i < keep; i++) fds[i] = new Fd(buffers.rightsFd(i));
-      }
-      for (let i = keep; i < single; i++) closeQuietly(buffers.rightsFd(i));
-      dropped = single - keep;
-    } else {
-      let received = NO_FDS;
-      if (controlLength > 0) {
-        control = parseControl(buffers.control, controlLength, CMSG, CREDENTIALS, C);
-        received = control.fds;
-        for (const x of control.extraFds) closeQuietly(x);
-      }
-      receivedCloexec(received);
-      if (flags & MSG_CTRUNC) {
-        for (const x of received) closeQuietly(x);
-        throw new FdPassError(
-          'ERR_FDPASS_CTRUNC',
-          `recvmsg: control data was truncated (MSG_CTRUNC): descriptors were lost${received.length ? `; the ${received.length} that arrived were closed` : ''}. The receiver may be out of file descriptors (EMFILE)`,
-          { syscall: 'recvmsg' },
-        );
-      }
-      if (flags & MSG_TRUNC && this.type !== 'stream') {
-        for (const x of received) closeQuietly(x);
-        throw new FdPassError('ERR_FDPASS_TRUNC', `recvmsg: a message longer than maxBytes (${maxBytes}) was truncated and discarded${received.length ? `, and its ${received.length} fds closed` : ''}`, { syscall: 'recvmsg' });
-      }
-      if (n === 0 && received.length === 0 && this.type !== 'dgram') return null;
-      const keep = received.length <= maxFds ? received.length : maxFds;
-      for (let i = keep; i < received.length; i++) closeQuietly(received[i]);
-      fds = new Array<Fd>(keep);
-      for (let i = 0; i < keep; i++) fds[i] = new Fd(received[i]);
-      dropped = received.length - keep + (control === undefined ? 0 : control.extraFds.length);
-    }
-    let payload: Buffer;
-    if (into !== undefined) payload = into.subarray(0, n);
-    else {
-      payload = payloadBuffer(n);
-      const data = buffers.data;
-      // A loop beats Buffer#copy's per-call setup for the tiny payloads fd messages usually have.
-      if (n <= 16) for (let i = 0; i < n; i++) payload[i] = data[i];
-      else data.copy(payload, 0, 0, n);
-    }
-    const message: Message = { data: payload, fds, droppedFds: dropped };
-    if (control?.credentials) message.credentials = control.credentials;
-    return message;
+    return messageOf(this.type, n, buffers.flags, buffers.controlLength, buffers.control, buffers.control32, buffers.data, 0, maxBytes, maxFds, into);
   }
 
   /** 'framed': a message from what was read before, or after as many reads as it takes. */

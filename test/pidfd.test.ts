@@ -104,12 +104,14 @@ describe('platform data', () => {
 #include <stddef.h>
 #include <stdio.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <linux/pidfd.h>
 int main(void) {
   printf("{\\"SYS_pidfd_send_signal\\":%d,\\"SYS_pidfd_open\\":%d,\\"SYS_pidfd_getfd\\":%d,\\"PIDFD_NONBLOCK\\":%d,",
     (int)SYS_pidfd_send_signal, (int)SYS_pidfd_open, (int)SYS_pidfd_getfd, (int)PIDFD_NONBLOCK);
+  printf("\\"RLIMIT_NOFILE\\":%d,", (int)RLIMIT_NOFILE);
   printf("\\"P_PIDFD\\":%d,\\"WNOHANG\\":%d,\\"WEXITED\\":%d,\\"WNOWAIT\\":%d,\\"CLD_EXITED\\":%d,\\"CLD_KILLED\\":%d,\\"CLD_DUMPED\\":%d,",
     (int)P_PIDFD, WNOHANG, WEXITED, WNOWAIT, CLD_EXITED, CLD_KILLED, CLD_DUMPED);
   printf("\\"siginfo\\":{\\"size\\":%d,\\"signo\\":%d,\\"code\\":%d,\\"pid\\":%d,\\"status\\":%d}}\\n",

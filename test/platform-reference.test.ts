@@ -110,6 +110,8 @@ function fdpassOnly(key: string, path: string, p: Platform): Extra | undefined {
     }
     case 'linux.P_PIDFD':
       return { value: 3, cite: 'golang/sys:unix/zerrors_linux.go#L3130' };
+    case 'linux.RLIMIT_NOFILE':
+      return { value: 7, cite: 'torvalds/linux:include/uapi/asm-generic/resource.h #define RLIMIT_NOFILE 7 (checked against the host headers in pidfd.test.ts); mips, sparc and alpha, which fdpass has no table for, use their own numbers' };
     case 'linux.WNOHANG':
       return { value: 1, cite: 'golang/sys:unix/zerrors_linux.go#L4102' };
     case 'linux.WEXITED':

@@ -1,6 +1,6 @@
 /**
  * Linux process-descriptor data: raw syscall numbers (for libcs without the pidfd wrappers),
- * waitid(2) constants and the siginfo_t fields it fills. Data only, keyed by `process.arch`;
+ * RLIMIT_NOFILE, waitid(2) constants and the siginfo_t fields it fills. Data only, keyed by `process.arch`;
  * each Linux platform table points at its entry. Checked against the C headers of the host in
  * test/pidfd.test.ts and against the reference data in test/platform-reference.test.ts.
  */
@@ -19,6 +19,8 @@ const generic = {
   SYS_pidfd_getfd: 438,
   PIDFD_NONBLOCK: 0o4000,
   SO_PEERPIDFD: 77,
+  // asm-generic/resource.h; mips, sparc and alpha (no table here) differ.
+  RLIMIT_NOFILE: 7,
   P_PIDFD: 3,
   WNOHANG: 1,
   WEXITED: 4,

@@ -178,6 +178,8 @@ export interface LinuxSyscalls {
   PIDFD_NONBLOCK: number;
   /** getsockopt(SOL_SOCKET): a pidfd for the peer of a Unix socket (Linux 6.5+). */
   SO_PEERPIDFD: number;
+  /** getrlimit(2): the descriptor limit, which recvmmsg's slot count respects (src/recv-vector.ts). */
+  RLIMIT_NOFILE: number;
   /** waitid(2) */
   P_PIDFD: number;
   WNOHANG: number;
