@@ -204,7 +204,7 @@ async function main(): Promise<void> {
 
     const receivers: Receiver[] = ['message', 'batch', 'raw'];
     const cross = { c: [] as Cross[], message: [] as Cross[], batch: [] as Cross[], raw: [] as Cross[], held: [] as Cross[] };
-    for (let r = 0; r < Math.min(rounds, 3); r++) {
+    for (let r = 0; r < rounds; r++) {
       cross.c.push(cCross(exe, asyncN));
       for (const receiver of receivers) cross[receiver].push(await fdpassAsyncCross(asyncN, receiver));
       cross.held.push(await fdpassAsyncCross(asyncN, 'message', true));
@@ -213,7 +213,7 @@ async function main(): Promise<void> {
     const c = { sync: median(sync.c), cross: med(cross.c) };
     const f = { sync: median(sync.fdpass), raw: median(sync.raw), message: med(cross.message), batch: med(cross.batch), raw_child: med(cross.raw), held: med(cross.held) };
 
-    console.log(`fdpass benchmark — ${new Date().toISOString()} — node ${process.version}, ${process.platform}-${process.arch}, medians of ${rounds} rounds (async: ${Math.min(rounds, 3)}); load average ${load0.toFixed(1)} at the start`);
+    console.log(`fdpass benchmark — ${new Date().toISOString()} — node ${process.version}, ${process.platform}-${process.arch}, medians of ${rounds} rounds; load average ${load0.toFixed(1)} at the start`);
     console.log('');
     console.log(`| ${pad('one-fd round trip, one process (send + recv + close)', 52)} |    per op |     rate | vs C  |`);
     console.log(`|${'-'.repeat(54)}|-----------|----------|-------|`);
