@@ -1,5 +1,5 @@
 /**
- * Benchmark child: receives one-fd messages on fd 3, closes each fd, and at the end replies
+ * Benchmark child: says 'ready' on fd 3, receives one-fd messages there, closes each fd, and at the end replies
  * { received, cpuMicros } (its CPU time from the first message on).
  *   node --import tsx bench/async-child.ts N [message|batch]
  * message: `for await (const msg of socket)` (default); batch: `for await (const batch of socket.batches())`.
@@ -7,6 +7,8 @@
 import { adopt } from '../src/index.js';
 
 const sock = adopt(3);
+// Started: the parent times from here, not from spawn (tsx start-up takes longer than the transfer).
+sock.sendSync('ready');
 const expected = Number(process.argv[2]);
 const mode = process.argv[3] ?? 'message';
 let received = 0;

@@ -2,7 +2,7 @@
  * Benchmark child, no library: the receive loop with hand-built structs through koffi. One
  * koffi.node.poll (libuv uv_poll) readiness callback drains every queued message (recvmsg
  * until EAGAIN) and closes each fd — the floor for an event-loop receiver through koffi.
- * Replies { received, cpuMicros } with a raw sendmsg. Linux x64/arm64 layouts (bench only).
+ * Says 'ready' first, then replies { received, cpuMicros }, both with a raw sendmsg. Linux x64/arm64 layouts (bench only).
  *   node --import tsx bench/raw-child.ts N
  */
 import koffi from 'koffi';
@@ -27,9 +27,8 @@ const msgAddress = Number(koffi.address(keep.msg));
 let received = 0;
 let cpu0: NodeJS.CpuUsage | undefined;
 
-function reply(): void {
-  const cpu = process.cpuUsage(cpu0);
-  const text = Buffer.from(JSON.stringify({ received, cpuMicros: cpu.user + cpu.system }));
+/** One message on fd 3 through a raw sendmsg. */
+function say(text: Buffer): void {
   text.copy(keep.reply);
   keep.siov.writeBigUInt64LE(koffi.address(keep.reply), 0);
   keep.siov.writeBigUInt64LE(BigInt(text.length), 8);
@@ -37,6 +36,14 @@ function reply(): void {
   keep.smsg.writeBigUInt64LE(1n, 24);
   if (sendmsg(3, Number(koffi.address(keep.smsg)), 0) < 0) throw new Error(`sendmsg errno ${koffi.errno()}`);
 }
+
+function reply(): void {
+  const cpu = process.cpuUsage(cpu0);
+  say(Buffer.from(JSON.stringify({ received, cpuMicros: cpu.user + cpu.system })));
+}
+
+// Started: the parent times from here, not from spawn (tsx start-up takes longer than the transfer).
+say(Buffer.from('ready'));
 
 const poll = (koffi as unknown as { node: { poll(fd: number, o: { readable: boolean }, cb: () => void): { close(): void } } }).node.poll;
 const handle = poll(3, { readable: true }, () => {

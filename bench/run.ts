@@ -144,9 +144,9 @@ async function fdpassAsyncCross(n: number, receiver: Receiver, asFd = false): Pr
   const args = receiver === 'raw' ? [here('./raw-child.ts'), String(n)] : [here('./async-child.ts'), String(n), receiver];
   const child = spawn(process.execPath, ['--import', 'tsx', ...args], { stdio: ['ignore', 'inherit', 'inherit', childEnd.fd] });
   childEnd.close();
-  // Let the child start (it answers nothing before the end), so its start-up is not timed.
-  await new Promise((r) => child.once('spawn', r));
-  await new Promise((r) => setTimeout(r, 300));
+  // The child says 'ready' once it has started: its start-up (tsx compiling it) is not timed.
+  const ready = await parent.recv();
+  if (ready?.data.toString() !== 'ready') throw new Error(`the ${receiver} child did not start`);
   const held = asFd ? Fd.dup(devNull) : null;
   const fds = held === null ? [devNull] : [held];
   const cpu0 = process.cpuUsage();

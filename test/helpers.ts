@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
+import type { UnixSocket } from '../src/index.js';
 import { readinessDescriptors } from '../src/readiness.js';
 
 export { emulatedArch, emulationLimit, scaled } from './emulation.js';
@@ -186,4 +187,17 @@ export function readableCopy(): string {
   if (chmod.status !== 0) throw new Error(`chmod -R a+rX ${root} failed`);
   readable = root;
   return root;
+}
+
+/** Send until the peer's queue is full, so that the next send() must wait; returns how many went. */
+export function fillQueue(sock: UnixSocket): number {
+  for (let n = 0; n < 100_000; n++) {
+    try {
+      sock.sendSync(`f${n}`, [], { timeoutMs: 0 });
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ETIMEDOUT') return n;
+      throw err;
+    }
+  }
+  throw new Error('the queue never filled');
 }

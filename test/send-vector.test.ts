@@ -15,23 +15,10 @@ import { CAPS } from '../src/libc.js';
 import { sendmmsgAt } from '../src/msghdr.js';
 import { SEND_VECTOR_SLOTS } from '../src/send-vector.js';
 import { AGAIN, WaitQueue, newWaiter, type Waiter } from '../src/wait-queue.js';
-import { expectNoFdLeak, fdCount, gc, rejection, sameFile } from './helpers.js';
+import { expectNoFdLeak, fdCount, fillQueue, gc, rejection, sameFile } from './helpers.js';
 import { CREDENTIAL_MESSAGES, MINIMAL, PEER_MESSAGE_TYPE } from './mode.js';
 
 const types = [...new Set([PEER_MESSAGE_TYPE, 'dgram'] as const)];
-
-/** Send until the peer's queue is full, so that the next send() must wait. */
-function fillQueue(sock: UnixSocket): number {
-  for (let n = 0; n < 100_000; n++) {
-    try {
-      sock.sendSync(`f${n}`, [], { timeoutMs: 0 });
-    } catch (err) {
-      if ((err as FdPassError).code === 'ETIMEDOUT') return n;
-      throw err;
-    }
-  }
-  throw new Error('the queue never filled');
-}
 
 /** Receive `count` messages, blocking (the sender's queue drains on the event loop meanwhile). */
 async function receive(b: UnixSocket, count: number): Promise<Message[]> {

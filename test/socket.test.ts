@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adopt, connectSync, Fd, FdPassError, listen, pipe, platform, socketPair, UnixSocket, type Message, type SocketType } from '../src/index.js';
-import { catchError, expectNoFdLeak, fdCount, rejection, repoRoot, sameFile, spawnFixture, tcpConnection } from './helpers.js';
+import { catchError, expectNoFdLeak, fdCount, fillQueue, rejection, repoRoot, sameFile, spawnFixture, tcpConnection } from './helpers.js';
 import { MESSAGE_TYPE, MINIMAL } from './mode.js';
 
 /** Every type this platform has: its message type ('seqpacket', or 'framed' without SEQPACKET), 'framed' always. */
@@ -50,19 +50,6 @@ function closeAll(msg: Message | null | undefined): void {
 }
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
-
-/** Fill the peer's queue with one-byte messages until a send would block; returns how many. */
-function fillQueue(sock: UnixSocket): number {
-  for (let n = 0; n < 100_000; n++) {
-    try {
-      sock.sendSync(`f${n}`, [], { timeoutMs: 0 });
-    } catch (err) {
-      if ((err as FdPassError).code === 'ETIMEDOUT') return n;
-      throw err;
-    }
-  }
-  throw new Error('the queue never filled');
-}
 
 /**
  * A socket pair whose peer queue is full (a send must wait) and two files: `secret`, the one to
