@@ -36,6 +36,7 @@ export class SendVector {
   readonly #controls: Buffer;
   readonly #control32: Int32Array;
   readonly #scratch: Buffer;
+  readonly #scratchBase: bigint;
   /** Per slot: how many fds its control header describes, and whether its iovec points at its scratch slot. */
   readonly #headerFds = new Int32Array(SEND_VECTOR_SLOTS).fill(-1);
   readonly #offScratch = new Uint8Array(SEND_VECTOR_SLOTS);
@@ -59,7 +60,7 @@ export class SendVector {
     this.#iovStride32 = L.iovec.size / I;
     const iovBase = koffi.address(this.#iovs) as bigint;
     const controlBase = koffi.address(this.#controls) as bigint;
-    const scratchBase = koffi.address(this.#scratch) as bigint;
+    const scratchBase = (this.#scratchBase = koffi.address(this.#scratch) as bigint);
     for (let i = 0; i < SEND_VECTOR_SLOTS; i++) {
       const hdr = i * mmsghdr.size;
       writeAddress(this.#mmsg, hdr + MSG_IOV, iovBase + BigInt(i * L.iovec.size));
@@ -88,7 +89,7 @@ export class SendVector {
         if (length <= 16) for (let k = 0; k < length; k++) scratch[at + k] = data[k];
         else data.copy(scratch, at);
         if (this.#offScratch[i] !== 0) {
-          writeAddress(this.#iovs, i * L.iovec.size + IOV_BASE, (koffi.address(scratch) as bigint) + BigInt(at));
+          writeAddress(this.#iovs, i * L.iovec.size + IOV_BASE, this.#scratchBase + BigInt(at));
           this.#offScratch[i] = 0;
         }
       } else {

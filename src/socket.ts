@@ -8,8 +8,10 @@ import { Fd } from './fd.js';
 import { fdNumber, type FdLike } from './fdlike.js';
 import { FRAME_HEADER_BYTES, FRAME_MAX_PAYLOAD, FrameReader, NEED_MORE, encodeFrameHeader } from './framing.js';
 import { C, CAPS, CMSG, CREDENTIALS, EAGAIN, EINTR, check, closeQuietly, lastErrno, sys, unsupported } from './libc.js';
-import { RecvBuffers, SendBuffers, recvmmsgAt, recvmsgAt, rightsFd, sendmmsgAt, sendmsgAt, singleRightsCount } from './msghdr.js';
+import { RecvBuffers, SendBuffers, recvmmsgAt, recvmsgAt, sendmmsgAt, sendmsgAt } from './msghdr.js';
 import { RecvVector } from './recv-vector.js';
+import { Deferred, ReadQueue } from './read-queue.js';
+import { messageOf } from './received.js';
 import { SEND_VECTOR_SLOTS, SendVector } from './send-vector.js';
 import { prepareHandOff, type HandOff } from './node.js';
 import { POLLIN, POLLOUT, Watcher, waitSync } from './poll.js';
@@ -19,7 +21,6 @@ import { SendOp, keepFds, letGoFds, partialSendError, sendError, settleHandOff }
 import { peerCredentials, setIntOption } from './sockopt.js';
 import { AGAIN, WaitQueue, noop, type Waiter } from './wait-queue.js';
 import { BatchIterator, MessageIterator, type Iteration } from './iterators.js';
-import { payloadBuffer } from './payload-pool.js';
 import { DEFAULT_LIMITS, DEFAULT_MAX_BYTES, MAX_FDS, batchLimits, maxBytesOption, maxFdsOption, type BatchLimits } from './recv-limits.js';
 
 export type { Payload, SignalOptions } from './args.js';
@@ -114,8 +115,6 @@ export interface SendSyncOptions extends HandOffOptions, CredentialsOptions {
 export interface SendOptions extends SignalOptions, HandOffOptions, CredentialsOptions {}
 
 const MSG_CTRUNC = C.MSG_CTRUNC;
-const MSG_TRUNC = C.MSG_TRUNC;
-const ATOMIC_CLOEXEC = CAPS.atomicCloexec;
 
 // One set of msghdr buffers per thread: every syscall fills and reads them synchronously.
 let sendBuffers: SendBuffers | undefined;
@@ -142,11 +141,6 @@ class RecvOp implements Waiter<RecvResult> {
   ) {}
 }
 
-/** A receive error that came after messages read ahead: thrown when its turn comes. */
-class Deferred {
-  constructor(readonly error: unknown) {}
-}
-
 /**
  * A zero-length seqpacket message a recvmmsg returned before other messages: the receive that
  * reaches it sees what one recvmsg would have returned for it (null).
@@ -161,72 +155,6 @@ const FILL_EOF = 1;
 const FILL_NONE = 2;
 const FILL_SHORT = 3;
 const FILL_FULL = 4;
-
-/**
- * One message as recvmsg (or one recvmmsg slot) left it: `n` payload bytes at `data[offset..]`
- * (or in `into`), msg_flags, and `controlLength` bytes of control data in `control`/`control32`.
- * Returns the Message (fds beyond maxFds, and any in control messages fdpass does not hand out,
- * closed and counted), null for end of stream (no bytes, no fds, not a datagram), or throws
- * ERR_FDPASS_CTRUNC / ERR_FDPASS_TRUNC after closing every fd that arrived with it.
- */
-function messageOf(
-  type: SocketType, n: number, flags: number, controlLength: number, control: Buffer, control32: Int32Array,
-  data: Buffer, offset: number, maxBytes: number, maxFds: number, into: Buffer | undefined,
-): Message | null {
-  let fds: Fd[];
-  let dropped = 0;
-  let parsed: ParsedControl | undefined;
-  // The common cases without a walk: no control data, or one SCM_RIGHTS message.
-  const single = controlLength === 0 ? 0 : ATOMIC_CLOEXEC ? singleRightsCount(control32, controlLength) : -1;
-  if (single >= 0 && (flags & (MSG_CTRUNC | MSG_TRUNC)) === 0) {
-    if (n === 0 && single === 0 && type !== 'dgram') return null;
-    const keep = single <= maxFds ? single : maxFds;
-    if (keep === 1) fds = [new Fd(rightsFd(control32, 0))];
-    else {
-      fds = new Array<Fd>(keep);
-      for (let i = 0; i < keep; i++) fds[i] = new Fd(rightsFd(control32, i));
-    }
-    for (let i = keep; i < single; i++) closeQuietly(rightsFd(control32, i));
-    dropped = single - keep;
-  } else {
-    let received = NO_FDS;
-    if (controlLength > 0) {
-      parsed = parseControl(control, controlLength, CMSG, CREDENTIALS, C);
-      received = parsed.fds;
-      for (const x of parsed.extraFds) closeQuietly(x);
-    }
-    receivedCloexec(received);
-    if (flags & MSG_CTRUNC) {
-      for (const x of received) closeQuietly(x);
-      throw new FdPassError(
-        'ERR_FDPASS_CTRUNC',
-        `recvmsg: control data was truncated (MSG_CTRUNC): descriptors were lost${received.length ? `; the ${received.length} that arrived were closed` : ''}. The receiver may be out of file descriptors (EMFILE)`,
-        { syscall: 'recvmsg' },
-      );
-    }
-    if (flags & MSG_TRUNC && type !== 'stream') {
-      for (const x of received) closeQuietly(x);
-      throw new FdPassError('ERR_FDPASS_TRUNC', `recvmsg: a message longer than maxBytes (${maxBytes}) was truncated and discarded${received.length ? `, and its ${received.length} fds closed` : ''}`, { syscall: 'recvmsg' });
-    }
-    if (n === 0 && received.length === 0 && type !== 'dgram') return null;
-    const keep = received.length <= maxFds ? received.length : maxFds;
-    for (let i = keep; i < received.length; i++) closeQuietly(received[i]);
-    fds = new Array<Fd>(keep);
-    for (let i = 0; i < keep; i++) fds[i] = new Fd(received[i]);
-    dropped = received.length - keep + (parsed === undefined ? 0 : parsed.extraFds.length);
-  }
-  let payload: Buffer;
-  if (into !== undefined) payload = into.subarray(0, n);
-  else {
-    payload = payloadBuffer(n);
-    // A loop beats Buffer#copy's per-call setup for the tiny payloads fd messages usually have.
-    if (n <= 16) for (let i = 0; i < n; i++) payload[i] = data[offset + i];
-    else data.copy(payload, 0, offset, offset + n);
-  }
-  const message: Message = { data: payload, fds, droppedFds: dropped };
-  if (parsed?.credentials) message.credentials = parsed.credentials;
-  return message;
-}
 
 /**
  * Non-blocking steps for wrappers that run their own readiness on a UnixSocket they own (the
@@ -299,15 +227,13 @@ export class UnixSocket {
    * batch and hands it out one message at a time), and errors that came after them. Every
    * receive serves these first, so the order is the kernel's whatever mix of calls is used.
    */
-  #ahead: (Message | Deferred)[] = [];
-  #aheadHead = 0;
+  readonly #ahead = new ReadQueue<Message | Deferred>();
   /**
    * Messages a recvmmsg returned that no receive has reached yet (beyond the limits of the batch
    * that made the call): what the kernel would still hold, read in its place by the next
    * receives, after #ahead. They were received with that batch's maxBytes and maxFds.
    */
-  #pending: Pending[] = [];
-  #pendingHead = 0;
+  readonly #pending = new ReadQueue<Pending>();
 
   static {
     socketSteps = { send: (s, op) => s.#trySend(op), recv: (s, maxBytes, maxFds, into) => s.#tryRecv(maxBytes, maxFds, into) };
@@ -620,8 +546,8 @@ export class UnixSocket {
     const fd = this.fd;
     if (this.#sends.waiting || this.#recvs.waiting) throw new FdPassError('ERR_FDPASS_BUSY', 'cannot release a socket with pending operations');
     if (this.#frames?.holdsData) throw new FdPassError('ERR_FDPASS_BUSY', 'cannot release a framed socket holding bytes or descriptors it already read (receive them first)');
-    if (this.#aheadHead < this.#ahead.length) throw new FdPassError('ERR_FDPASS_BUSY', 'cannot release a socket holding messages its async iterator read ahead (receive them first)');
-    if (this.#pendingHead < this.#pending.length) throw new FdPassError('ERR_FDPASS_BUSY', 'cannot release a socket holding messages a batch read beyond its limits (receive them first)');
+    if (this.#ahead.size > 0) throw new FdPassError('ERR_FDPASS_BUSY', 'cannot release a socket holding messages its async iterator read ahead (receive them first)');
+    if (this.#pending.size > 0) throw new FdPassError('ERR_FDPASS_BUSY', 'cannot release a socket holding messages a batch read beyond its limits (receive them first)');
     this.#watcher.close();
     this.#fd = -1;
     return fd;
@@ -747,8 +673,8 @@ export class UnixSocket {
 
   /** One message: the next one read ahead, else from the kernel. */
   #take(maxBytes: number, maxFds: number): Message | null | typeof AGAIN {
-    if (this.#aheadHead < this.#ahead.length) return this.#fromAhead(maxBytes, maxFds);
-    return this.#pendingHead < this.#pending.length ? this.#fromPending(maxBytes, maxFds) : this.#tryRecv(maxBytes, maxFds);
+    if (this.#ahead.size > 0) return this.#fromAhead(maxBytes, maxFds);
+    return this.#pending.size > 0 ? this.#fromPending(maxBytes, maxFds) : this.#tryRecv(maxBytes, maxFds);
   }
 
   /**
@@ -769,7 +695,7 @@ export class UnixSocket {
     do {
       let m: Message | null | typeof AGAIN;
       try {
-        if (vectors && this.#aheadHead >= this.#ahead.length && this.#pendingHead >= this.#pending.length) {
+        if (vectors && this.#ahead.size === 0 && this.#pending.size === 0) {
           // The last vector call came back short: the kernel had no more then.
           if (drained) break;
           const filled = this.#fillPending(maxMessages - count, maxBytes, maxFds);
@@ -783,11 +709,10 @@ export class UnixSocket {
             // straight from the vector up to the first zero-length message or error (which #take
             // handles next) or the batch's limits (the rest waits in #pending).
             const pending = this.#pending;
-            let i = 0;
-            while (i < pending.length) {
-              const e = pending[i];
+            while (pending.size > 0) {
+              const e = pending.peek();
               if (e === EMPTY || e instanceof Deferred) break;
-              pending[i++] = undefined as unknown as Message;
+              pending.shift();
               if (out === null) out = [e];
               else out.push(e);
               count++;
@@ -795,15 +720,13 @@ export class UnixSocket {
               fds += e.fds.length;
               if (count >= maxMessages || bytes >= maxBatchBytes || fds >= maxBatchFds) break;
             }
-            if (i === pending.length) pending.length = 0;
-            else this.#pendingHead = i;
             continue;
           }
         }
         m = this.#take(maxBytes, maxFds);
       } catch (err) {
         if (out === null) throw err;
-        this.#unshiftAhead(new Deferred(err));
+        this.#ahead.unshift(new Deferred(err));
         break;
       }
       if (m === AGAIN) break;
@@ -868,69 +791,35 @@ export class UnixSocket {
       if (last < 0) return FILL_EOF;
       entries.length = last + 1;
     }
-    this.#pending = entries;
-    this.#pendingHead = 0;
+    this.#pending.prepend(entries, 0);
     return count < slots ? FILL_SHORT : FILL_FULL;
   }
 
   /** The async iterator's receive: the next message read ahead, or a new batch (its first message; the rest read ahead). */
   #takeReadAhead(): Message | null | typeof AGAIN {
-    if (this.#aheadHead < this.#ahead.length) return this.#fromAhead(DEFAULT_MAX_BYTES, MAX_FDS);
+    if (this.#ahead.size > 0) return this.#fromAhead(DEFAULT_MAX_BYTES, MAX_FDS);
     const batch = this.#takeBatch(DEFAULT_LIMITS);
     if (batch === AGAIN || batch === null) return batch;
-    if (batch.length > 1) {
-      const ahead = this.#ahead;
-      if (ahead.length === 0) {
-        // The batch array becomes the queue.
-        this.#ahead = batch;
-        this.#aheadHead = 1;
-        const first = batch[0];
-        batch[0] = undefined as unknown as Message;
-        return first;
-      }
-      // A deferred error is queued: the rest of this batch comes before it.
-      this.#ahead = [...batch.slice(1), ...ahead.slice(this.#aheadHead)];
-      this.#aheadHead = 0;
-    }
-    return batch[0];
+    const first = batch[0];
+    // The rest of the batch goes before a deferred error that may be queued.
+    if (batch.length > 1) this.#ahead.prepend(batch, 1);
+    return first;
   }
 
   /** The iterator's fast path: a message read ahead, handed out without a promise of its own; undefined when it must wait. */
   #nextAhead(): Message | undefined {
-    if (this.#aheadHead >= this.#ahead.length || this.#recvs.waiting || this.#ahead[this.#aheadHead] instanceof Deferred) return undefined;
+    if (this.#ahead.size === 0 || this.#recvs.waiting || this.#ahead.peek() instanceof Deferred) return undefined;
     return this.#fromAhead(DEFAULT_MAX_BYTES, MAX_FDS)!;
-  }
-
-  #shiftAhead(): Message | Deferred {
-    const ahead = this.#ahead;
-    const entry = ahead[this.#aheadHead];
-    ahead[this.#aheadHead] = undefined as unknown as Message;
-    if (++this.#aheadHead === ahead.length) {
-      ahead.length = 0;
-      this.#aheadHead = 0;
-    }
-    return entry;
-  }
-
-  #unshiftAhead(entry: Message | Deferred): void {
-    if (this.#aheadHead > 0) this.#ahead[--this.#aheadHead] = entry;
-    else this.#ahead.unshift(entry);
   }
 
   /** The next message read ahead, held to this call's limits as a read from the kernel would be. */
   #fromAhead(maxBytes: number, maxFds: number): Message {
-    return this.#limited(this.#shiftAhead(), maxBytes, maxFds);
+    return this.#limited(this.#ahead.shift(), maxBytes, maxFds);
   }
 
   /** The next message a recvmmsg returned beyond a batch, as one recvmsg would return it (null for a zero-length message). */
   #fromPending(maxBytes: number, maxFds: number): Message | null {
-    const pending = this.#pending;
-    const entry = pending[this.#pendingHead];
-    pending[this.#pendingHead] = undefined as unknown as Message;
-    if (++this.#pendingHead === pending.length) {
-      pending.length = 0;
-      this.#pendingHead = 0;
-    }
+    const entry = this.#pending.shift();
     return entry === EMPTY ? null : this.#limited(entry, maxBytes, maxFds);
   }
 
@@ -943,7 +832,7 @@ export class UnixSocket {
         // A stream has no boundaries: the rest waits for the next call, as it would in the kernel.
         const rest: Message = { data: m.data.subarray(maxBytes), fds: [], droppedFds: 0 };
         if (m.credentials) rest.credentials = m.credentials;
-        this.#unshiftAhead(rest);
+        this.#ahead.unshift(rest);
         m.data = m.data.subarray(0, maxBytes);
       } else {
         for (const f of m.fds) f.close();
@@ -960,20 +849,9 @@ export class UnixSocket {
 
   /** On close: the fds of messages read ahead and never handed out are closed. */
   #closeAhead(): void {
-    const ahead = this.#ahead;
-    for (let i = this.#aheadHead; i < ahead.length; i++) {
-      const entry = ahead[i];
-      if (!(entry instanceof Deferred)) for (const f of entry.fds) f.close();
-    }
-    this.#ahead = [];
-    this.#aheadHead = 0;
-    const pending = this.#pending;
-    for (let i = this.#pendingHead; i < pending.length; i++) {
-      const entry = pending[i];
+    for (const entry of [...this.#ahead.clear(), ...this.#pending.clear()]) {
       if (entry !== EMPTY && !(entry instanceof Deferred)) for (const f of entry.fds) f.close();
     }
-    this.#pending = [];
-    this.#pendingHead = 0;
   }
 
   /** One message, null at end of stream, or AGAIN when nothing is queued. */
