@@ -4,7 +4,7 @@
  * order, payloads of every size, 0 to many fds each, the file that was passed even if its number
  * is reused meanwhile, an error on one message failing only that send, credentials, hand-off,
  * and no descriptor left behind. They run in the fallback mode (one sendmsg per send) and under
- * emulation (ILP32 mmsghdr) too; test/send-vector-syscalls.test.ts proves sendmmsg is the call.
+ * emulation (ILP32 mmsghdr) too; test/vector-syscalls.test.ts proves sendmmsg is the call.
  */
 import * as fs from 'node:fs';
 import os from 'node:os';

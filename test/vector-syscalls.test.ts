@@ -1,0 +1,61 @@
+/**
+ * Which syscalls carry queued sends and batch receives, seen from outside by strace: on Linux
+ * (messageVectors), sendmmsg and recvmmsg with many messages per call. Host only — under qemu-user strace would see qemu's own
+ * calls (it turns one guest sendmmsg into a sendmsg per message).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { SEND_VECTOR_SLOTS } from '../src/send-vector.js';
+import { repoRoot, requirePeer } from './helpers.js';
+import { MINIMAL } from './mode.js';
+
+describe('messages on the wire', () => {
+  it(MINIMAL ? 'the fallback mode sends each queued message with its own sendmsg and receives batches with recvmsg' : 'on a SEQPACKET socket queued sends go out through sendmmsg and batches come in through recvmmsg, many per call', () => {
+    requirePeer('strace');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fdpass-strace-'));
+    try {
+      const trace = path.join(dir, 'trace');
+      const fixture = fileURLToPath(new URL('./fixtures/queued-sends.ts', import.meta.url));
+      const queued = 4 * SEND_VECTOR_SLOTS;
+      const run = spawnSync('strace', ['-f', '-qq', '-e', 'trace=sendmsg,sendmmsg,recvmsg,recvmmsg', '-e', 'signal=none', '-o', trace, process.execPath, '--import', 'tsx', fixture, String(queued), MINIMAL ? 'dgram' : 'seqpacket'], {
+        cwd: repoRoot,
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(run.status, run.stderr).toBe(0);
+      const report = JSON.parse(run.stdout.trim().split('\n').pop()!) as { filled: number; queued: number; received: number; socketFd: number; receiverFd: number; batches: number };
+      expect(report.received).toBe(report.filled + queued);
+      // "1234  sendmmsg(21, [...], 64, MSG_DONTWAIT|MSG_NOSIGNAL) = 64": the calls on the sending socket.
+      const lines = readFileSync(trace, 'utf8').split('\n');
+      const calls = lines.filter((l) => new RegExp(`\\b(sendmsg|sendmmsg)\\(${report.socketFd},`).test(l));
+      // "1234  recvmmsg(22, [...], 64, MSG_DONTWAIT|MSG_CMSG_CLOEXEC, NULL) = 64": the receiving socket's calls that got messages.
+      const receives = lines.filter((l) => new RegExp(`\\b(recvmsg|recvmmsg)\\(${report.receiverFd},`).test(l)).map((l) => ({ vector: l.includes('recvmmsg('), n: Number(/ = (-?\d+)(?: E[A-Z]+ \(.*\))?\s*$/.exec(l)?.[1] ?? NaN) }));
+      const receivedByVector = receives.filter((r) => r.vector && r.n > 0).reduce((sum, r) => sum + r.n, 0);
+      const receivedAlone = receives.filter((r) => !r.vector && r.n > 0).length;
+      const vectors = calls.filter((l) => l.includes('sendmmsg(')).map((l) => Number(/ = (-?\d+)(?: E[A-Z]+ \(.*\))?\s*$/.exec(l)?.[1] ?? NaN));
+      const single = calls.filter((l) => l.includes('sendmsg(') && /= 1$/.test(l.trim())).length;
+      if (MINIMAL) {
+        expect(vectors).toEqual([]);
+        expect(single).toBe(report.filled + queued);
+        expect(receivedByVector).toBe(0);
+        expect(receivedAlone).toBe(report.received);
+      } else {
+        // Each message came in through exactly one call; most of them several to a call.
+        expect(receivedByVector + receivedAlone).toBe(report.received);
+        expect(receivedByVector).toBeGreaterThanOrEqual(report.received / 2);
+        expect(Math.max(...receives.filter((r) => r.vector).map((r) => r.n))).toBeGreaterThan(1);
+        // Every message either went alone (the fill, and a send finding room at once) or in a vector.
+        const inVectors = vectors.filter((n) => n > 0).reduce((s, n) => s + n, 0);
+        expect(single + inVectors).toBe(report.filled + queued);
+        expect(inVectors).toBeGreaterThanOrEqual(queued / 2);
+        expect(Math.max(...vectors)).toBeGreaterThan(1);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
