@@ -4,7 +4,7 @@ import type { Credentials } from './cmsg.js';
 import { FdPassError, errnoName, errnoNumber, notOpenError } from './errors.js';
 import { Fd, dupCloexec, holdFd, unholdFd, type FdHolder } from './fd.js';
 import type { FdLike } from './fdlike.js';
-import { C, closeQuietly, lastErrno, sys } from './libc.js';
+import { C, closeAllQuietly, closeQuietly, lastErrno, sys } from './libc.js';
 import type { HandOff } from './node.js';
 import { noop, type Waiter } from './wait-queue.js';
 
@@ -122,7 +122,7 @@ export function keepFds(op: SendOp): void {
 /** The send left the queue (sent, failed, aborted or flushed): let go of what it kept. */
 export function letGoFds(op: SendOp): void {
   if (op.dups !== null) {
-    for (const fd of op.dups) closeQuietly(fd);
+    closeAllQuietly(op.dups);
     op.dups = null;
   }
   if (op.holds !== null) {

@@ -7,10 +7,10 @@ import { FdPassError, abortError, busyError, closedError, invalidArgValue, outOf
 import { Fd } from './fd.js';
 import { fdNumber, type FdLike } from './fdlike.js';
 import { FRAME_HEADER_BYTES, FRAME_MAX_PAYLOAD, FrameReader, NEED_MORE, encodeFrameHeader } from './framing.js';
-import { C, CAPS, CMSG, CREDENTIALS, EAGAIN, EINTR, check, closeQuietly, lastErrno, sys, unsupported } from './libc.js';
+import { C, CAPS, CMSG, CREDENTIALS, EAGAIN, EINTR, check, closeAllQuietly, closeQuietly, lastErrno, sys, unsupported } from './libc.js';
 import { RecvBuffers, SendBuffers, recvmmsgAt, recvmsgAt, sendmmsgAt, sendmsgAt } from './msghdr.js';
 import { RecvVector } from './recv-vector.js';
-import { Deferred, ReadQueue } from './read-queue.js';
+import { Deferred, ReadQueue, isDeferred } from './read-queue.js';
 import { messageOf } from './received.js';
 import { SEND_VECTOR_SLOTS, SendVector } from './send-vector.js';
 import { prepareHandOff, type HandOff } from './node.js';
@@ -635,12 +635,21 @@ export class UnixSocket {
     vector.unpin();
     if (n <= 0) return n < 0 && lastErrno() === EAGAIN ? AGAIN : null;
     const results = new Array<number>(n);
+    // The duplicates the sent messages kept, closed together: a burst's are mostly consecutive
+    // numbers, one close_range each run (see closeAllQuietly).
+    let dups: number[] | null = null;
     for (let k = 0; k < n; k++) {
       const op = ops[k];
       op.started = true;
       op.offset = op.data.length;
       results[k] = op.data.length;
+      if (op.dups !== null) {
+        if (dups === null) dups = op.dups;
+        else for (let i = 0; i < op.dups.length; i++) dups.push(op.dups[i]);
+        op.dups = null;
+      }
     }
+    if (dups !== null) closeAllQuietly(dups);
     return results;
   }
 
@@ -711,7 +720,7 @@ export class UnixSocket {
             const pending = this.#pending;
             while (pending.size > 0) {
               const e = pending.peek();
-              if (e === EMPTY || e instanceof Deferred) break;
+              if (e === EMPTY || isDeferred(e)) break;
               pending.shift();
               if (out === null) out = [e];
               else out.push(e);
@@ -808,7 +817,7 @@ export class UnixSocket {
 
   /** The iterator's fast path: a message read ahead, handed out without a promise of its own; undefined when it must wait. */
   #nextAhead(): Message | undefined {
-    if (this.#ahead.size === 0 || this.#recvs.waiting || this.#ahead.peek() instanceof Deferred) return undefined;
+    if (this.#ahead.size === 0 || this.#recvs.waiting || isDeferred(this.#ahead.peek())) return undefined;
     return this.#fromAhead(DEFAULT_MAX_BYTES, MAX_FDS)!;
   }
 
@@ -825,7 +834,7 @@ export class UnixSocket {
 
   /** `entry` held to this call's limits; its error thrown. */
   #limited(entry: Message | Deferred, maxBytes: number, maxFds: number): Message {
-    if (entry instanceof Deferred) throw entry.error;
+    if (isDeferred(entry)) throw entry.error;
     const m = entry;
     if (m.data.length > maxBytes) {
       if (this.type === 'stream') {
@@ -850,7 +859,7 @@ export class UnixSocket {
   /** On close: the fds of messages read ahead and never handed out are closed. */
   #closeAhead(): void {
     for (const entry of [...this.#ahead.clear(), ...this.#pending.clear()]) {
-      if (entry !== EMPTY && !(entry instanceof Deferred)) for (const f of entry.fds) f.close();
+      if (entry !== EMPTY && !isDeferred(entry)) for (const f of entry.fds) f.close();
     }
   }
 

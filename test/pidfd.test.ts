@@ -111,6 +111,7 @@ describe('platform data', () => {
 int main(void) {
   printf("{\\"SYS_pidfd_send_signal\\":%d,\\"SYS_pidfd_open\\":%d,\\"SYS_pidfd_getfd\\":%d,\\"PIDFD_NONBLOCK\\":%d,",
     (int)SYS_pidfd_send_signal, (int)SYS_pidfd_open, (int)SYS_pidfd_getfd, (int)PIDFD_NONBLOCK);
+  printf("\\"SYS_close_range\\":%d,", (int)SYS_close_range);
   printf("\\"RLIMIT_NOFILE\\":%d,", (int)RLIMIT_NOFILE);
   printf("\\"P_PIDFD\\":%d,\\"WNOHANG\\":%d,\\"WEXITED\\":%d,\\"WNOWAIT\\":%d,\\"CLD_EXITED\\":%d,\\"CLD_KILLED\\":%d,\\"CLD_DUMPED\\":%d,",
     (int)P_PIDFD, WNOHANG, WEXITED, WNOWAIT, CLD_EXITED, CLD_KILLED, CLD_DUMPED);
@@ -123,8 +124,8 @@ int main(void) {
 #include <stdio.h>
 #include <asm-generic/unistd.h>
 int main(void) {
-  printf("{\\"SYS_pidfd_send_signal\\":%d,\\"SYS_pidfd_open\\":%d,\\"SYS_pidfd_getfd\\":%d}\\n",
-    __NR_pidfd_send_signal, __NR_pidfd_open, __NR_pidfd_getfd);
+  printf("{\\"SYS_pidfd_send_signal\\":%d,\\"SYS_pidfd_open\\":%d,\\"SYS_pidfd_getfd\\":%d,\\"SYS_close_range\\":%d}\\n",
+    __NR_pidfd_send_signal, __NR_pidfd_open, __NR_pidfd_getfd, __NR_close_range);
   return 0;
 }`);
       const run = (name: string): Record<string, unknown> => {
@@ -136,7 +137,7 @@ int main(void) {
       // SO_PEERPIDFD (77) is newer than these headers: the peerPidFdOf tests check it against the kernel.
       expect(ours).toEqual(run('native'));
       const arm64 = pidfdSyscalls.arm64!;
-      expect({ SYS_pidfd_send_signal: arm64.SYS_pidfd_send_signal, SYS_pidfd_open: arm64.SYS_pidfd_open, SYS_pidfd_getfd: arm64.SYS_pidfd_getfd }).toEqual(run('generic'));
+      expect({ SYS_pidfd_send_signal: arm64.SYS_pidfd_send_signal, SYS_pidfd_open: arm64.SYS_pidfd_open, SYS_pidfd_getfd: arm64.SYS_pidfd_getfd, SYS_close_range: arm64.SYS_close_range }).toEqual(run('generic'));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -86,6 +86,7 @@ describe(`${CAPABILITIES_ENV} (test only)`, () => {
         seqpacket: false,
         singleRightsMessage: true,
         messageVectors: false,
+        closeRange: false,
         fchmodSocket: false,
         credentialMessages: null,
       });

@@ -110,6 +110,8 @@ function fdpassOnly(key: string, path: string, p: Platform): Extra | undefined {
     }
     case 'linux.P_PIDFD':
       return { value: 3, cite: 'golang/sys:unix/zerrors_linux.go#L3130' };
+    case 'linux.SYS_close_range':
+      return { value: 436, cite: 'torvalds/linux:include/uapi/asm-generic/unistd.h #define __NR_close_range 436; arch/x86/entry/syscalls/syscall_64.tbl and syscall_32.tbl, arch/arm/tools/syscall.tbl: 436 close_range (a number every architecture shares since Linux 5.1); checked against the host headers in pidfd.test.ts' };
     case 'linux.RLIMIT_NOFILE':
       return { value: 7, cite: 'torvalds/linux:include/uapi/asm-generic/resource.h #define RLIMIT_NOFILE 7 (checked against the host headers in pidfd.test.ts); mips, sparc and alpha, which fdpass has no table for, use their own numbers' };
     case 'linux.WNOHANG':
@@ -150,7 +152,7 @@ function referenceValue(key: string, path: string, p: Platform): { value: number
   if (parts[0] === 'linux') {
     const sys = ref.linux?.syscalls;
     const name = parts[1];
-    if (name.startsWith('SYS_')) return { value: sys[name.slice(4)] };
+    if (name.startsWith('SYS_')) return Object.hasOwn(sys, name.slice(4)) ? { value: sys[name.slice(4)] } : undefined;
     if (name === 'SO_PEERPIDFD') return { value: ref.constants.SO_PEERPIDFD };
     // include/uapi/linux/pidfd.h: #define PIDFD_NONBLOCK O_NONBLOCK
     if (name === 'PIDFD_NONBLOCK') return { value: ref.constants.O_NONBLOCK };

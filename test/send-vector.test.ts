@@ -11,8 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Fd, FdPassError, pipe, socketPair, type Message, type UnixSocket } from '../src/index.js';
-import { CAPS } from '../src/libc.js';
+import { CAPS, closeAllQuietly } from '../src/libc.js';
 import { sendmmsgAt } from '../src/msghdr.js';
+import { dupAll } from '../src/send-op.js';
 import { SEND_VECTOR_SLOTS } from '../src/send-vector.js';
 import { AGAIN, WaitQueue, newWaiter, type Waiter } from '../src/wait-queue.js';
 import { expectNoFdLeak, fdCount, fillQueue, gc, rejection, sameFile } from './helpers.js';
@@ -40,6 +41,35 @@ describe('the platform table', () => {
   it('sendmmsg is bound exactly where messageVectors is on (Linux; off in the fallback mode)', () => {
     expect(CAPS.messageVectors).toBe(process.platform === 'linux' && !MINIMAL);
     expect(sendmmsgAt !== null).toBe(CAPS.messageVectors);
+  });
+
+  it('close_range is used exactly where closeRange is on (Linux; off in the fallback mode)', () => {
+    expect(CAPS.closeRange).toBe(process.platform === 'linux' && !MINIMAL);
+  });
+});
+
+/** Whether descriptor `fd` is open (and, given `file`, refers to the same file). */
+function isOpen(fd: number, file?: number): boolean {
+  try {
+    return file === undefined ? (fs.fstatSync(fd), true) : sameFile(fd, file);
+  } catch {
+    return false;
+  }
+}
+
+describe('closeAllQuietly (the duplicates of sends that went out together)', () => {
+  it('closes exactly the listed descriptors: runs of consecutive numbers, single ones and out-of-order ones, never the numbers between them', async () => {
+    await expectNoFdLeak(() => {
+      const file = fs.openSync(os.devNull, 'r');
+      // Twelve consecutive numbers (the lowest free ones from 600 up).
+      const fds = dupAll(Array.from({ length: 12 }, () => file), 600);
+      const [f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11] = fds;
+      closeAllQuietly([f0, f1, f2, f3, f5, f4, f7, f9, f10]);
+      expect(fds.map((fd) => isOpen(fd, file))).toEqual([false, false, false, false, false, false, true, false, true, false, false, true]);
+      closeAllQuietly([f6, f8, f11]);
+      expect(fds.some((fd) => isOpen(fd))).toBe(false);
+      fs.closeSync(file);
+    });
   });
 });
 
@@ -135,6 +165,35 @@ describe.each(types)('%s: queued sends', (type) => {
       const expected = [...Array.from({ length: 10 }, (_, i) => `p${i}`), 'handed-off', ...(CREDENTIAL_MESSAGES ? ['with-credentials'] : []), ...Array.from({ length: 10 }, (_, i) => `p${i + 10}`)];
       expect(names).toEqual(expected);
       for (const m of received) for (const f of m.fds) f.close();
+      r.close();
+      w.close();
+      a.close();
+      b.close();
+    });
+  });
+
+  it('a descriptor the caller opens between two queued sends (a number between their duplicates) stays open once they went out together', async () => {
+    await expectNoFdLeak(async () => {
+      const [a, b] = socketPair(type);
+      const filled = fillQueue(a);
+      const file = fs.openSync(os.devNull, 'r');
+      const [r, w] = pipe();
+      const sends: Promise<number>[] = [];
+      const between: number[] = [];
+      for (let i = 0; i < 2 * SEND_VECTOR_SLOTS; i++) {
+        sends.push(a.send(`g${i}`, [file]));
+        // The lowest free number: next to the duplicate this send just made, as a rule.
+        if (i % 5 === 2) between.push(fs.openSync(os.devNull, 'r'));
+      }
+      fs.closeSync(file);
+      const received = await receive(b, filled + sends.length);
+      await Promise.all(sends);
+      expect(received.length).toBe(filled + sends.length);
+      for (const m of received) for (const f of m.fds) f.close();
+      const devNull = fs.openSync(os.devNull, 'r');
+      expect(between.map((fd) => isOpen(fd, devNull))).toEqual(between.map(() => true));
+      expect(isOpen(r.fd) && isOpen(w.fd)).toBe(true);
+      for (const fd of [devNull, ...between]) fs.closeSync(fd);
       r.close();
       w.close();
       a.close();

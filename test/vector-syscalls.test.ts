@@ -14,14 +14,14 @@ import { repoRoot, requirePeer } from './helpers.js';
 import { MINIMAL } from './mode.js';
 
 describe('messages on the wire', () => {
-  it(MINIMAL ? 'the fallback mode sends each queued message with its own sendmsg and receives batches with recvmsg' : 'on a SEQPACKET socket queued sends go out through sendmmsg and batches come in through recvmmsg, many per call', () => {
+  it(MINIMAL ? 'the fallback mode sends each queued message with its own sendmsg, closes each duplicate with close, and receives batches with recvmsg' : 'on a SEQPACKET socket queued sends go out through sendmmsg (their duplicates closed by close_range) and batches come in through recvmmsg, many per call', () => {
     requirePeer('strace');
     const dir = mkdtempSync(path.join(os.tmpdir(), 'fdpass-strace-'));
     try {
       const trace = path.join(dir, 'trace');
       const fixture = fileURLToPath(new URL('./fixtures/queued-sends.ts', import.meta.url));
       const queued = 4 * SEND_VECTOR_SLOTS;
-      const run = spawnSync('strace', ['-f', '-qq', '-e', 'trace=sendmsg,sendmmsg,recvmsg,recvmmsg', '-e', 'signal=none', '-o', trace, process.execPath, '--import', 'tsx', fixture, String(queued), MINIMAL ? 'dgram' : 'seqpacket'], {
+      const run = spawnSync('strace', ['-f', '-qq', '-e', 'trace=sendmsg,sendmmsg,recvmsg,recvmmsg,fcntl,close,close_range', '-e', 'signal=none', '-o', trace, process.execPath, '--import', 'tsx', fixture, String(queued), MINIMAL ? 'dgram' : 'seqpacket'], {
         cwd: repoRoot,
         encoding: 'utf8',
         timeout: 60_000,
@@ -38,7 +38,27 @@ describe('messages on the wire', () => {
       const receivedAlone = receives.filter((r) => !r.vector && r.n > 0).length;
       const vectors = calls.filter((l) => l.includes('sendmmsg(')).map((l) => Number(/ = (-?\d+)(?: E[A-Z]+ \(.*\))?\s*$/.exec(l)?.[1] ?? NaN));
       const single = calls.filter((l) => l.includes('sendmsg(') && /= 1$/.test(l.trim())).length;
+      // The duplicates queued sends kept: each one closed after its message went, in native mode
+      // mostly by close_range over consecutive numbers (CAPS.closeRange), in the fallback mode by close.
+      const dups = new Set<number>();
+      let closedAlone = 0;
+      let closedInRanges = 0;
+      let ranges = 0;
+      for (const l of lines) {
+        const dup = /\bfcntl\(\d+, F_DUPFD_CLOEXEC, \d+\)\s+= (\d+)/.exec(l);
+        if (dup) dups.add(Number(dup[1]));
+        const closed = /\bclose\((\d+)\)\s+= 0/.exec(l);
+        if (closed && dups.delete(Number(closed[1]))) closedAlone++;
+        const range = /\bclose_range\((\d+), (\d+), 0\)\s+= 0/.exec(l);
+        if (range) {
+          ranges++;
+          for (let fd = Number(range[1]); fd <= Number(range[2]); fd++) if (dups.delete(fd)) closedInRanges++;
+        }
+      }
+      expect([...dups], 'duplicates never closed').toEqual([]);
+      expect(closedAlone + closedInRanges).toBeGreaterThanOrEqual(queued / 2);
       if (MINIMAL) {
+        expect(ranges).toBe(0);
         expect(vectors).toEqual([]);
         expect(single).toBe(report.filled + queued);
         expect(receivedByVector).toBe(0);
@@ -53,6 +73,8 @@ describe('messages on the wire', () => {
         expect(single + inVectors).toBe(report.filled + queued);
         expect(inVectors).toBeGreaterThanOrEqual(queued / 2);
         expect(Math.max(...vectors)).toBeGreaterThan(1);
+        expect(closedInRanges).toBeGreaterThan(closedAlone);
+        expect(closedInRanges).toBeGreaterThan(ranges);
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -190,6 +190,8 @@ const bsdCapabilities = {
   seqpacket: true,
   singleRightsMessage: false,
   messageVectors: false,
+  // FreeBSD 13 has close_range(2) too; fdpass has never run there.
+  closeRange: false,
   // fchmod(2) on a socket is EINVAL on darwin and the BSDs: the mode is set right after bind.
   fchmodSocket: false,
   abstractNames: false,

@@ -31,6 +31,7 @@ const minimalCapabilities: Partial<Capabilities> = {
   seqpacket: false,
   singleRightsMessage: true,
   messageVectors: false,
+  closeRange: false,
   fchmodSocket: false,
   credentialMessages: null,
 };

@@ -125,6 +125,7 @@ export const linuxCapabilities: Capabilities = {
   seqpacket: true,
   singleRightsMessage: false,
   messageVectors: true,
+  closeRange: true,
   fchmodSocket: true,
   peerCredentials: { kind: 'ucred', level: 'SOL_SOCKET', option: 'SO_PEERCRED', pidOption: null },
   credentialMessages: { kind: 'scm_credentials', type: 'SCM_CREDENTIALS', enableLevel: 'SOL_SOCKET', enableOption: 'SO_PASSCRED', claim: true },

@@ -17,6 +17,7 @@ const generic = {
   SYS_pidfd_send_signal: 424,
   SYS_pidfd_open: 434,
   SYS_pidfd_getfd: 438,
+  SYS_close_range: 436,
   PIDFD_NONBLOCK: 0o4000,
   SO_PEERPIDFD: 77,
   // asm-generic/resource.h; mips, sparc and alpha (no table here) differ.

@@ -140,6 +140,13 @@ export interface Capabilities {
    * inside its sendmmsg, which keeps the semantics). Without: one sendmsg/recvmsg per message.
    */
   messageVectors: boolean;
+  /**
+   * close_range(2) closes a run of consecutive descriptors in one call (Linux 5.9+, through
+   * syscall(2) and `linux.SYS_close_range`). fdpass closes the duplicates of sends that went out
+   * together with it; a kernel or seccomp filter that refuses it (the call then closes nothing)
+   * turns it off for the process. Without: one close per descriptor.
+   */
+  closeRange: boolean;
   /** fchmod() on a socket before bind() sets the mode of the file bind creates (Linux). */
   fchmodSocket: boolean;
   /** getsockopt for the peer's credentials; `pidOption` is a second int getsockopt for the pid. */
@@ -174,6 +181,8 @@ export interface LinuxSyscalls {
   SYS_pidfd_send_signal: number;
   SYS_pidfd_open: number;
   SYS_pidfd_getfd: number;
+  /** close_range(2) (Linux 5.9+): see capabilities.closeRange. */
+  SYS_close_range: number;
   /** pidfd_open flag: waitid() on the pidfd returns EAGAIN instead of blocking (= O_NONBLOCK). */
   PIDFD_NONBLOCK: number;
   /** getsockopt(SOL_SOCKET): a pidfd for the peer of a Unix socket (Linux 6.5+). */
