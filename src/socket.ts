@@ -768,7 +768,7 @@ export class UnixSocket {
       const errno = lastErrno();
       if (errno === EINTR) continue;
       if (errno === EAGAIN) return FILL_AGAIN;
-      throw FdPassError.fromErrno('recvmsg', errno);
+      throw FdPassError.fromErrno('recvmmsg', errno);
     }
     v.filled(count);
     const type = this.type;

@@ -352,3 +352,17 @@ describe('which receive path', () => {
     expect(VECTORS).toBe(platform.os === 'linux' && !MINIMAL);
   });
 });
+
+describe('errors', () => {
+  it.runIf(MESSAGE_TYPE === 'seqpacket')('an error from the receive call itself names it: recvmmsg where batches use it, recvmsg otherwise', async () => {
+    await expectNoFdLeak(() => {
+      const [a, b] = socketPair('seqpacket');
+      // A seqpacket socket closed with messages unread resets its peer (ECONNRESET on the next receive).
+      b.sendSync('never read');
+      a.close();
+      const err = catchError(() => b.recvBatchSync({ timeoutMs: 1000 }));
+      expect({ code: err.code, syscall: err.syscall }).toEqual({ code: 'ECONNRESET', syscall: VECTORS ? 'recvmmsg' : 'recvmsg' });
+      b.close();
+    });
+  });
+});
