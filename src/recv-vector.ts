@@ -23,7 +23,7 @@
  * free number, so they show how full the table is).
  */
 import { Buffer } from 'node:buffer';
-import { C, CAPS, E, L, koffi, lib, platform } from './libc.js';
+import { C, CAPS, E, EAGAIN, EINTR, L, koffi, lib, platform } from './libc.js';
 import {
   I, IOV_BASE, IOV_LEN, MSG_CONTROL, MSG_CONTROLLEN, MSG_FLAGS, MSG_IOV, MSG_IOVLEN, RECV_CONTROL_BYTES, allocStruct, callAddress, int32View, writeAddress,
 } from './msghdr.js';
@@ -47,6 +47,11 @@ const getrlimitAt = CAPS.messageVectors
   ? (lib.func('int getrlimit(int resource, intptr_t rlim)') as unknown as (resource: number, rlim: number | bigint) => number)
   : null;
 const SCM_MAX_FD = C.SCM_MAX_FD;
+// recv(2) with no control buffer: a peek at a message that carries fds installs none of them.
+const recvAt = CAPS.messageVectors
+  ? (lib.func('intptr_t recv(int fd, intptr_t buf, uintptr_t len, int flags)') as unknown as (fd: number, buf: number | bigint, len: number, flags: number) => number)
+  : null;
+const PEEK_FLAGS = C.MSG_PEEK | C.MSG_DONTWAIT;
 /** Vector calls between two reads of RLIMIT_NOFILE (it is read again at once after MSG_CTRUNC). */
 const NOFILE_REUSE = 16;
 const koffiAddress = (buf: Buffer): bigint => koffi.address(buf) as bigint;
@@ -68,6 +73,8 @@ export class RecvVector {
   /** The maxBytes the iovecs were written for, and how many slots' iovecs are. */
   #stride = 0;
   #addressed = 0;
+  readonly #peek = allocStruct(8);
+  readonly #peekAddress = callAddress(this.#peek);
   readonly #rlimit = allocStruct(16);
   readonly #rlimitAddress = callAddress(this.#rlimit);
   /** The highest descriptor number the latest call received (see the module comment). */
@@ -111,6 +118,21 @@ export class RecvVector {
     const byFds = Math.floor((this.#nofile - 1 - Math.max(fd, this.highestFd)) / SCM_MAX_FD);
     if (byFds < n) n = byFds;
     return n < 2 ? 0 : n;
+  }
+
+  /**
+   * After a call that filled every slot and ended in zero-length reads: whether they were
+   * zero-length messages the peer sent, rather than end of stream (which fills every slot left).
+   * So they were if the socket can still receive: a peek finds a message, or would block. A
+   * peek that reads 0 bytes is either (another zero-length message, or the end): taken as the end.
+   */
+  zeroReadsWereMessages(fd: number): boolean {
+    for (;;) {
+      const n = recvAt!(fd, this.#peekAddress, 1, PEEK_FLAGS);
+      if (n >= 0) return n > 0;
+      const errno = koffi.errno();
+      if (errno !== EINTR) return errno === EAGAIN;
+    }
   }
 
   /** Read the soft RLIMIT_NOFILE again before the next call (after a slot lost fds: MSG_CTRUNC). */

@@ -794,9 +794,10 @@ export class UnixSocket {
     }
     v.highestFd = highest;
     // At end of stream the kernel fills every remaining slot with a zero-length read. Zero-length
-    // slots up to the end of a full vector are taken for that: the kernel repeats it to the next
-    // call. (Zero-length messages before a message, or in a vector the kernel cut short, were sent.)
-    if (count === slots && last < count - 1) {
+    // slots up to the end of a full vector are taken for that (the kernel repeats it to the next
+    // call) unless the socket can still receive. (Zero-length messages before a message, or in a
+    // vector the kernel cut short, were sent.)
+    if (count === slots && last < count - 1 && !v.zeroReadsWereMessages(fd)) {
       if (last < 0) return FILL_EOF;
       entries.length = last + 1;
     }

@@ -277,6 +277,46 @@ describe('seqpacket: zero-length messages and end of stream in a vector', () => 
     });
   });
 
+  it('zero-length messages that fill the end of a vector while the peer is open are messages (a null each), not the end of stream', async () => {
+    if (seqpacketUnsupported()) return;
+    await expectNoFdLeak(async () => {
+      const [a, b] = socketPair('seqpacket');
+      const [r, w] = pipe();
+      // (Every receive has a timeout: a lost message must fail the test, not block it.)
+      // maxMessages 4: one vector of 4 slots, the last two zero-length reads. Read one recvmsg at
+      // a time, a batch ending at a zero-length message takes it, and the next one is null.
+      for (const t of ['a', 'b', '', '']) sendRaw(a, t);
+      const first = b.recvBatchSync({ maxMessages: 4, timeoutMs: 1000 });
+      expect(texts(first)).toEqual(['a', 'b']);
+      expect(b.recvBatchSync({ timeoutMs: 1000 })).toBeNull();
+      expect(catchError(() => b.recvBatchSync({ timeoutMs: 0 })).code).toBe('ETIMEDOUT');
+      // Every slot zero-length: four nulls, one per receive, then nothing.
+      for (let i = 0; i < 4; i++) sendRaw(a, '');
+      expect([0, 1, 2, 3].map(() => b.recvBatchSync({ maxMessages: 4, timeoutMs: 1000 }))).toEqual([null, null, null, null]);
+      expect(catchError(() => b.recvBatchSync({ timeoutMs: 0 })).code).toBe('ETIMEDOUT');
+      // A message with fds waiting behind them: the peek that tells installs none of its fds.
+      for (const t of ['c', '', '']) sendRaw(a, t);
+      a.sendSync('d', [w]);
+      const before = fdCount();
+      expect(texts(b.recvBatchSync({ maxMessages: 3, timeoutMs: 1000 }))).toEqual(['c']);
+      expect(fdCount()).toBe(before);
+      expect(b.recvBatchSync({ maxMessages: 3, timeoutMs: 1000 })).toBeNull();
+      const d = b.recvBatchSync({ timeoutMs: 1000 })!;
+      expect(texts(d)).toEqual(['d']);
+      expect(sameFile(d[0].fds[0].fd, w.fd)).toBe(true);
+      closeAll(d);
+      // The peer gone after the same sequence: the same messages, then the end.
+      for (const t of ['e', 'f', '', '']) sendRaw(a, t);
+      a.close();
+      expect(texts(b.recvBatchSync({ maxMessages: 4, timeoutMs: 1000 }))).toEqual(['e', 'f']);
+      expect(b.recvBatchSync({ timeoutMs: 1000 })).toBeNull();
+      expect(b.recvBatchSync({ timeoutMs: 1000 })).toBeNull();
+      b.close();
+      r.close();
+      w.close();
+    });
+  });
+
   it('end of stream after messages: the messages, then null, and null again', async () => {
     if (seqpacketUnsupported()) return;
     await expectNoFdLeak(async () => {
