@@ -6,24 +6,12 @@
  *   node --import tsx bench/raw-child.ts N
  */
 import koffi from 'koffi';
+import { FIRST_FD, MSG_CONTROLLEN, RAW_CONTROL_BYTES, RAW_RECV_FLAGS, close, rawReceiver, recvmsg, sendmsg } from './raw-koffi.js';
 
 const n = Number(process.argv[2]);
-const lib = koffi.load('libc.so.6');
-const recvmsg = lib.func('intptr_t recvmsg(int, intptr_t, int)') as unknown as (fd: number, msg: number, flags: number) => number;
-const sendmsg = lib.func('intptr_t sendmsg(int, intptr_t, int)') as unknown as (fd: number, msg: number, flags: number) => number;
-const close = lib.func('int close(int)') as unknown as (fd: number) => number;
-const MSG_DONTWAIT = 0x40;
-const MSG_CMSG_CLOEXEC = 0x40000000;
 // Every Buffer whose address goes into a struct stays referenced from `keep`.
-const keep = { data: Buffer.alloc(65536), iov: Buffer.alloc(16), ctl: Buffer.alloc(1064), msg: Buffer.alloc(56), reply: Buffer.alloc(64), siov: Buffer.alloc(16), smsg: Buffer.alloc(56) };
-keep.iov.writeBigUInt64LE(koffi.address(keep.data), 0);
-keep.iov.writeBigUInt64LE(65536n, 8);
-keep.msg.writeBigUInt64LE(koffi.address(keep.iov), 16);
-keep.msg.writeBigUInt64LE(1n, 24);
-keep.msg.writeBigUInt64LE(koffi.address(keep.ctl), 32);
-const msg32 = new Int32Array(keep.msg.buffer, keep.msg.byteOffset, 14);
-const ctl32 = new Int32Array(keep.ctl.buffer, keep.ctl.byteOffset, 266);
-const msgAddress = Number(koffi.address(keep.msg));
+const keep = { reply: Buffer.alloc(64), siov: Buffer.alloc(16), smsg: Buffer.alloc(56) };
+const { msgAddress, msg32, ctl32 } = rawReceiver();
 let received = 0;
 let cpu0: NodeJS.CpuUsage | undefined;
 
@@ -49,10 +37,10 @@ const poll = (koffi as unknown as { node: { poll(fd: number, o: { readable: bool
 const handle = poll(3, { readable: true }, () => {
   cpu0 ??= process.cpuUsage();
   for (;;) {
-    msg32[10] = 1064; // msg_controllen
-    const got = recvmsg(3, msgAddress, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    msg32[MSG_CONTROLLEN] = RAW_CONTROL_BYTES;
+    const got = recvmsg(3, msgAddress, RAW_RECV_FLAGS);
     if (got < 0) break; // EAGAIN: wait for the next readiness event
-    if (msg32[10] > 0) close(ctl32[4]);
+    if (msg32[MSG_CONTROLLEN] > 0) close(ctl32[FIRST_FD]);
     if (++received === n) {
       handle.close();
       reply();

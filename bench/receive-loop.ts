@@ -12,8 +12,8 @@
  * Linux x64/arm64 layouts for the raw mode (bench only).
  */
 import { openSync } from 'node:fs';
-import koffi from 'koffi';
 import { socketPair } from '../src/index.js';
+import { FIRST_FD, MSG_CONTROLLEN, RAW_CONTROL_BYTES, RAW_RECV_FLAGS, close, rawReceiver, recvmsg } from './raw-koffi.js';
 
 const PER_ROUND = 120;
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3000);
@@ -26,25 +26,13 @@ function fill(): void {
   for (let i = 0; i < PER_ROUND; i++) a.sendSync(oneByte, [devNull]);
 }
 
-const lib = koffi.load('libc.so.6');
-const recvmsg = lib.func('intptr_t recvmsg(int, intptr_t, int)') as unknown as (fd: number, msg: number, flags: number) => number;
-const close = lib.func('int close(int)') as unknown as (fd: number) => number;
-// Every Buffer whose address goes into a struct stays referenced from `keep`.
-const keep = { data: Buffer.alloc(65536), iov: Buffer.alloc(16), ctl: Buffer.alloc(1064), msg: Buffer.alloc(56) };
-keep.iov.writeBigUInt64LE(koffi.address(keep.data) as bigint, 0);
-keep.iov.writeBigUInt64LE(65536n, 8);
-keep.msg.writeBigUInt64LE(koffi.address(keep.iov) as bigint, 16);
-keep.msg.writeBigUInt64LE(1n, 24);
-keep.msg.writeBigUInt64LE(koffi.address(keep.ctl) as bigint, 32);
-const msg32 = new Int32Array(keep.msg.buffer, keep.msg.byteOffset, 14);
-const ctl32 = new Int32Array(keep.ctl.buffer, keep.ctl.byteOffset, 266);
-const msgAddress = Number(koffi.address(keep.msg));
+const { msgAddress, msg32, ctl32 } = rawReceiver();
 
 async function raw(): Promise<void> {
   for (;;) {
-    msg32[10] = 1064; // msg_controllen
-    if (recvmsg(b.fd, msgAddress, 0x40000040) < 0) break; // MSG_CMSG_CLOEXEC | MSG_DONTWAIT; EAGAIN ends the round
-    close(ctl32[4]);
+    msg32[MSG_CONTROLLEN] = RAW_CONTROL_BYTES;
+    if (recvmsg(b.fd, msgAddress, RAW_RECV_FLAGS) < 0) break; // EAGAIN ends the round
+    close(ctl32[FIRST_FD]);
   }
 }
 

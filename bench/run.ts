@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
 import { Fd, socketPair } from '../src/index.js';
+import { FIRST_FD, MSG_CONTROLLEN, RAW_CONTROL_BYTES, RAW_RECV_FLAGS, close, rawReceiver, recvmsg, sendmsg } from './raw-koffi.js';
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const syncN = Number(process.env.BENCH_SYNC_N ?? 200_000);
@@ -77,37 +78,31 @@ function fdpassSync(n: number): number {
   return ns;
 }
 
+/** One receive msghdr for every round of rawKoffiSync (the rounds run between the RSS readings). */
+const rawSyncReceiver = rawReceiver();
+
 /**
  * The FFI floor: the same three syscalls through koffi with hand-built structs, no library, in
  * koffi's cheapest form (pointers passed as integers: no Buffer or BigInt to inspect, and koffi's
  * fast call path). Linux x64/arm64 layouts.
  */
 function rawKoffiSync(n: number): number {
-  const lib = koffi.load('libc.so.6');
-  const sendmsg = lib.func('intptr_t sendmsg(int, intptr_t, int)') as unknown as (fd: number, msg: number, flags: number) => number;
-  const recvmsg = lib.func('intptr_t recvmsg(int, intptr_t, int)') as unknown as (fd: number, msg: number, flags: number) => number;
-  const close = lib.func('int close(int)') as unknown as (fd: number) => number;
   const [a, b] = socketPair('seqpacket');
   // Every Buffer whose address goes into a struct stays referenced from `keep`.
-  const keep = { data: Buffer.from('x'), iov: Buffer.alloc(16), ctl: Buffer.alloc(24), msg: Buffer.alloc(56), rdata: Buffer.alloc(65536), riov: Buffer.alloc(16), rctl: Buffer.alloc(1064), rmsg: Buffer.alloc(56) };
+  const keep = { data: Buffer.from('x'), iov: Buffer.alloc(16), ctl: Buffer.alloc(24), msg: Buffer.alloc(56) };
   keep.iov.writeBigUInt64LE(koffi.address(keep.data), 0); keep.iov.writeBigUInt64LE(1n, 8);
   keep.ctl.writeBigUInt64LE(20n, 0); keep.ctl.writeInt32LE(1, 8); keep.ctl.writeInt32LE(1, 12); keep.ctl.writeInt32LE(devNull, 16);
   keep.msg.writeBigUInt64LE(koffi.address(keep.iov), 16); keep.msg.writeBigUInt64LE(1n, 24);
   keep.msg.writeBigUInt64LE(koffi.address(keep.ctl), 32); keep.msg.writeBigUInt64LE(24n, 40);
-  keep.riov.writeBigUInt64LE(koffi.address(keep.rdata), 0); keep.riov.writeBigUInt64LE(65536n, 8);
-  keep.rmsg.writeBigUInt64LE(koffi.address(keep.riov), 16); keep.rmsg.writeBigUInt64LE(1n, 24);
-  keep.rmsg.writeBigUInt64LE(koffi.address(keep.rctl), 32);
-  const rmsg32 = new Int32Array(keep.rmsg.buffer, keep.rmsg.byteOffset, 14);
-  const rctl32 = new Int32Array(keep.rctl.buffer, keep.rctl.byteOffset, 266);
+  const { msgAddress: recvAt, msg32: rmsg32, ctl32: rctl32 } = rawSyncReceiver;
   const sendAt = Number(koffi.address(keep.msg));
-  const recvAt = Number(koffi.address(keep.rmsg));
   const sfd = a.fd, rfd = b.fd;
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
     if (sendmsg(sfd, sendAt, 0x4040) < 0) throw new Error('sendmsg'); // MSG_NOSIGNAL | MSG_DONTWAIT
-    rmsg32[10] = 1064; // msg_controllen
-    if (recvmsg(rfd, recvAt, 0x40000040) < 0) throw new Error('recvmsg'); // MSG_CMSG_CLOEXEC | MSG_DONTWAIT
-    close(rctl32[4]);
+    rmsg32[MSG_CONTROLLEN] = RAW_CONTROL_BYTES;
+    if (recvmsg(rfd, recvAt, RAW_RECV_FLAGS) < 0) throw new Error('recvmsg');
+    close(rctl32[FIRST_FD]);
   }
   const ns = Number(process.hrtime.bigint() - t0) / n;
   a.close();

@@ -23,7 +23,7 @@
  * free number, so they show how full the table is).
  */
 import { Buffer } from 'node:buffer';
-import { C, CAPS, E, EAGAIN, EINTR, L, koffi, lib, platform } from './libc.js';
+import { C, CAPS, E, EAGAIN, EINTR, L, koffi, lastErrno, lib, platform } from './libc.js';
 import {
   I, IOV_BASE, IOV_LEN, MSG_CONTROL, MSG_CONTROLLEN, MSG_FLAGS, MSG_IOV, MSG_IOVLEN, RECV_CONTROL_BYTES, allocStruct, callAddress, int32View, writeAddress,
 } from './msghdr.js';
@@ -130,7 +130,7 @@ export class RecvVector {
     for (;;) {
       const n = recvAt!(fd, this.#peekAddress, 1, PEEK_FLAGS);
       if (n >= 0) return n > 0;
-      const errno = koffi.errno();
+      const errno = lastErrno();
       if (errno !== EINTR) return errno === EAGAIN;
     }
   }

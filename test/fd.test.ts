@@ -9,7 +9,7 @@ import { isatty } from 'node:tty';
 import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeFd, Fd, FdPassError, listen, platform, socketPair, type FdDescription } from '../src/index.js';
-import { expectNoFdLeak, fdCount, requirePeer, tcpConnection } from './helpers.js';
+import { expectNoFdLeak, fdCount, isOpen, requirePeer, tcpConnection } from './helpers.js';
 import { MESSAGE_KERNEL_TYPE, PEER_MESSAGE_TYPE } from './mode.js';
 
 const O_CLOEXEC = 0o2000000; // Linux
@@ -22,14 +22,6 @@ function makePipe(): [number, number] {
   return [buf.readInt32LE(0), buf.readInt32LE(4)];
 }
 
-function isOpen(fd: number): boolean {
-  try {
-    fs.fstatSync(fd);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function codeOf(fn: () => unknown): string | undefined {
   try {

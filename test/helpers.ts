@@ -59,6 +59,16 @@ export async function expectNoFdLeak(fn: () => unknown | Promise<unknown>): Prom
   expect(describeOpen(leaked), 'descriptors leaked').toEqual([]);
 }
 
+/** Whether descriptor `fd` is open in this process (fstat succeeds). */
+export function isOpen(fd: number): boolean {
+  try {
+    fstatSync(fd);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Two descriptors for the same file (device and inode). */
 export function sameFile(a: number, b: number): boolean {
   const x = fstatSync(a);
