@@ -3,8 +3,15 @@
 # and run test/runtimes/smoke.mjs and require.cjs there under each runtime given (paths of node,
 # bun or deno binaries). Prints "ok - …" / "not ok - …" lines.
 #   scripts/runtime-smoke.sh "$(scripts/runtime.sh bun 1.4.5)" "$(scripts/runtime.sh deno 2.9.6)"
+# Under scripts/cross/run.sh ARCH (FDPASS_EMULATED set): `scripts/cross/run.sh riscv64
+# scripts/runtime-smoke.sh node` runs the checks on the ARCH node; npm runs on the host's, and
+# the scratch project gets the ARCH build of koffi, as the checkout does.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+if [ -n "${FDPASS_EMULATED:-}" ]; then
+  npm_cli=$(readlink -f "$(command -v npm)")
+  npm() { "$FDPASS_HOST_NODE" "$npm_cli" "$@"; }
+fi
 project=$(mktemp -d /tmp/fdpass-runtime-smoke.XXXXXX)
 trap 'rm -rf "$project"' EXIT
 chmod 755 "$project"
@@ -12,6 +19,7 @@ tarball=$(cd "$repo" && npm pack --silent --ignore-scripts --pack-destination "$
 cd "$project"
 echo '{ "name": "fdpass-runtime-smoke", "private": true, "type": "module" }' > package.json
 npm install --silent --no-audit --no-fund "./$tarball" >/dev/null
+[ -z "${FDPASS_EMULATED:-}" ] || "$FDPASS_HOST_NODE" "$repo/scripts/cross/native-deps.mjs" node_modules "$FDPASS_EMULATED" "$FDPASS_CROSS_NPM" >/dev/null
 cp "$repo/test/runtimes/smoke.mjs" "$repo/test/runtimes/smoke-child.mjs" "$repo/test/runtimes/require.cjs" .
 status=0
 for runtime in "$@"; do

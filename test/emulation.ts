@@ -1,13 +1,21 @@
 /**
- * Runs under qemu user-mode emulation (scripts/cross/run.sh, docs/emulation.md).
+ * Runs on another architecture (scripts/cross/run.sh, docs/emulation.md): under qemu user-mode
+ * emulation (arm64, arm, riscv64), or as an i386 program on the x86-64 host's kernel (ia32, no
+ * emulator).
  *
- * The script sets FDPASS_EMULATED to the emulated architecture (arm64, arm). Nothing here changes
- * a native run: without that variable `slowdown` is 1 and `emulationLimit` never skips.
+ * The script sets FDPASS_EMULATED to that architecture. Nothing here changes a native run:
+ * without that variable `slowdown` is 1 and `emulationLimit` never skips.
  * No vitest import, so vitest.config.ts can use it too.
  */
 
-/** The architecture qemu emulates for this process, or undefined on a native run. */
+/** The architecture scripts/cross/run.sh runs this process as, or undefined on a native run. */
 export const emulatedArch: string | undefined = process.env.FDPASS_EMULATED || undefined;
+
+/** The architectures run.sh runs under qemu; ia32 runs on the host kernel itself. */
+const QEMU_ARCHES: readonly string[] = ['arm64', 'arm', 'riscv64'];
+
+/** This process runs under qemu-user (whose limits emulationLimit checks). */
+export const underQemu: boolean = emulatedArch !== undefined && QEMU_ARCHES.includes(emulatedArch);
 
 // A misplaced variable must not quietly turn native tests into skips.
 if (emulatedArch !== undefined && emulatedArch !== process.arch) {
@@ -18,9 +26,11 @@ if (emulatedArch !== undefined && emulatedArch !== process.arch) {
  * The factor for timeouts (vitest's and the tests' own guards) under emulation. Measured on 2
  * x86-64 cores: JavaScript runs 10-15 times slower under qemu, starting a node 8 (arm64) to 20
  * (arm, Debian's node has no startup snapshot) times; the tests' timeouts are generous enough
- * natively that 6 suffices (docs/emulation.md). FDPASS_EMULATION_SLOWDOWN overrides it.
+ * natively that 6 suffices (docs/emulation.md). ia32 runs at native speed, but Debian's node
+ * starts slower (no snapshot) and vitest's transforms run as WebAssembly there: 2.
+ * FDPASS_EMULATION_SLOWDOWN overrides it.
  */
-export const slowdown: number = Number(process.env.FDPASS_EMULATION_SLOWDOWN) || (emulatedArch ? 6 : 1);
+export const slowdown: number = Number(process.env.FDPASS_EMULATION_SLOWDOWN) || (underQemu ? 6 : emulatedArch ? 2 : 1);
 
 /** `ms` scaled for emulation (unchanged natively). */
 export function scaled(ms: number): number {
@@ -29,14 +39,14 @@ export function scaled(ms: number): number {
 
 /**
  * Where qemu (or the emulated environment) cannot do what a test checks: on an emulated run (on
- * one of `arches`, default every emulated architecture) `proof` runs instead — it must show the
+ * one of `arches`, default every architecture run under qemu) `proof` runs instead — it must show the
  * limit itself (throw when it does not hold) — and this returns true, so the test returns early,
  * having checked that the limit is still there. Natively it returns false and runs nothing.
  * `if (emulationLimit('qemu …', () => …)) return;` first in the test body. A limit qemu lifts
  * makes its proof fail, so the test comes back instead of staying quietly reduced.
  */
 export function emulationLimit(reason: string, proof: () => void, arches?: readonly string[]): boolean {
-  if (emulatedArch === undefined || (arches && !arches.includes(emulatedArch))) return false;
+  if (emulatedArch === undefined || !(arches ?? QEMU_ARCHES).includes(emulatedArch)) return false;
   proof();
   console.warn(`[emulation limit] emulated ${emulatedArch}: ${reason} (checked; the rest of the test does not run)`);
   return true;

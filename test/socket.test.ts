@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adopt, connectSync, Fd, FdPassError, listen, pipe, platform, socketPair, UnixSocket, type Message, type SocketType } from '../src/index.js';
-import { catchError, expectNoFdLeak, fdCount, fillQueue, rejection, repoRoot, sameFile, spawnFixture, tcpConnection } from './helpers.js';
+import { catchError, expectNoFdLeak, fdCount, fillQueue, rejection, repoRoot, sameFile, scaled, spawnFixture, tcpConnection } from './helpers.js';
 import { MESSAGE_TYPE, MINIMAL } from './mode.js';
 
 /** Every type this platform has: its message type ('seqpacket', or 'framed' without SEQPACKET), 'framed' always. */
@@ -906,7 +906,7 @@ describe('keep-alive', () => {
   }
 
   async function exitsOnItsOwn(fixture: ReturnType<typeof spawnFixture>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    const guard = setTimeout(() => fixture.child.kill('SIGKILL'), 15_000);
+    const guard = setTimeout(() => fixture.child.kill('SIGKILL'), scaled(15_000));
     const result = await fixture.exited;
     clearTimeout(guard);
     expect(result.signal, `child had to be killed; stdout: ${result.stdout}`).toBeNull();

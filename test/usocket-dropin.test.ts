@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireDBusPeers, runPythonPeer, startPrivateBus, type PrivateBus, type PythonPeer } from './dbus-helpers.js';
-import { repoRoot } from './helpers.js';
+import { repoRoot, scaled } from './helpers.js';
 
 let dir: string;
 let project: string;
@@ -29,7 +29,7 @@ function node(file: string, args: string[]): Promise<{ code: number | null; stdo
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), scaled(20_000));
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (code) => {

@@ -1,7 +1,8 @@
 /**
  * Which syscalls carry queued sends and batch receives, seen from outside by strace: on Linux
- * (messageVectors), sendmmsg and recvmmsg with many messages per call. Host only — under qemu-user strace would see qemu's own
- * calls (it turns one guest sendmmsg into a sendmsg per message).
+ * (messageVectors), sendmmsg and recvmmsg with many messages per call. On the host, and as ia32
+ * on the host kernel; not under qemu-user, where strace would see qemu's own calls (it turns one
+ * guest sendmmsg into a sendmsg per message).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -21,7 +22,7 @@ describe('messages on the wire', () => {
       const trace = path.join(dir, 'trace');
       const fixture = fileURLToPath(new URL('./fixtures/queued-sends.ts', import.meta.url));
       const queued = 4 * SEND_VECTOR_SLOTS;
-      const run = spawnSync('strace', ['-f', '-qq', '-e', 'trace=sendmsg,sendmmsg,recvmsg,recvmmsg,fcntl,close,close_range', '-e', 'signal=none', '-o', trace, process.execPath, '--import', 'tsx', fixture, String(queued), MINIMAL ? 'dgram' : 'seqpacket'], {
+      const run = spawnSync('strace', ['-f', '-qq', '-e', 'trace=sendmsg,sendmmsg,recvmsg,recvmmsg,recvmmsg_time64,fcntl,fcntl64,close,close_range', '-e', 'signal=none', '-o', trace, process.execPath, '--import', 'tsx', fixture, String(queued), MINIMAL ? 'dgram' : 'seqpacket'], {
         cwd: repoRoot,
         encoding: 'utf8',
         timeout: 60_000,
@@ -32,8 +33,9 @@ describe('messages on the wire', () => {
       // "1234  sendmmsg(21, [...], 64, MSG_DONTWAIT|MSG_NOSIGNAL) = 64": the calls on the sending socket.
       const lines = readFileSync(trace, 'utf8').split('\n');
       const calls = lines.filter((l) => new RegExp(`\\b(sendmsg|sendmmsg)\\(${report.socketFd},`).test(l));
-      // "1234  recvmmsg(22, [...], 64, MSG_DONTWAIT|MSG_CMSG_CLOEXEC, NULL) = 64": the receiving socket's calls that got messages.
-      const receives = lines.filter((l) => new RegExp(`\\b(recvmsg|recvmmsg)\\(${report.receiverFd},`).test(l)).map((l) => ({ vector: l.includes('recvmmsg('), n: Number(/ = (-?\d+)(?: E[A-Z]+ \(.*\))?\s*$/.exec(l)?.[1] ?? NaN) }));
+      // "1234  recvmmsg(22, [...], 64, MSG_DONTWAIT|MSG_CMSG_CLOEXEC, NULL) = 64": the receiving socket's calls that got
+      // messages. 32-bit glibc (ia32) makes recvmmsg the recvmmsg_time64 call (64-bit time_t).
+      const receives = lines.filter((l) => new RegExp(`\\b(recvmsg|recvmmsg|recvmmsg_time64)\\(${report.receiverFd},`).test(l)).map((l) => ({ vector: /recvmmsg(_time64)?\(/.test(l), n: Number(/ = (-?\d+)(?: E[A-Z]+ \(.*\))?\s*$/.exec(l)?.[1] ?? NaN) }));
       const receivedByVector = receives.filter((r) => r.vector && r.n > 0).reduce((sum, r) => sum + r.n, 0);
       const receivedAlone = receives.filter((r) => !r.vector && r.n > 0).length;
       const vectors = calls.filter((l) => l.includes('sendmmsg(')).map((l) => Number(/ = (-?\d+)(?: E[A-Z]+ \(.*\))?\s*$/.exec(l)?.[1] ?? NaN));
@@ -45,7 +47,8 @@ describe('messages on the wire', () => {
       let closedInRanges = 0;
       let ranges = 0;
       for (const l of lines) {
-        const dup = /\bfcntl\(\d+, F_DUPFD_CLOEXEC, \d+\)\s+= (\d+)/.exec(l);
+        // fcntl64 on 32-bit (ia32): glibc's fcntl is that call there.
+        const dup = /\bfcntl(?:64)?\(\d+, F_DUPFD_CLOEXEC, \d+\)\s+= (\d+)/.exec(l);
         if (dup) dups.add(Number(dup[1]));
         const closed = /\bclose\((\d+)\)\s+= 0/.exec(l);
         if (closed && dups.delete(Number(closed[1]))) closedAlone++;

