@@ -1,0 +1,130 @@
+// Runs vitest test files without vite, where vite cannot start: on linux-riscv64, vite 8's
+// bundler (rolldown) has neither a native build nor a WebAssembly build that Node 20's V8 can
+// compile there (docs/emulation.md). Each file runs in a process of its own, as vitest's forks
+// pool does (the tests count /proc/self/fd, and call gc()), on vitest's own runner and matchers
+// (@vitest/runner, @vitest/expect) with TypeScript through tsx.
+//
+//   node scripts/runner/run.mjs [--workers N] [--json REPORT] FILE...
+//
+// Prints each test as it ends and "Tests: N passed, M failed"; REPORT gets the counts in the
+// shape of vitest's JSON reporter (numPassedTests, numFailedTests, testResults[].status…).
+// Exit status 1 when anything failed. Timeouts are vitest.config.ts's: 30 s, scaled().
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const args = process.argv.slice(2);
+
+if (args[0] === '--file') await runFile(args[1], args[2]);
+else await main(args);
+
+/** In a test file's own process: run it, write what happened to `out` as JSON. */
+async function runFile(file, out) {
+  const { startTests } = await import('@vitest/runner');
+  const { scaled } = await import(pathToFileURL(join(root, 'test/emulation.ts')).href);
+  const config = {
+    root, setupFiles: [], name: undefined, passWithNoTests: false, testNamePattern: undefined, allowOnly: false,
+    sequence: { seed: 0, hooks: 'stack', setupFiles: 'list' }, chaiConfig: undefined, maxConcurrency: 5,
+    testTimeout: scaled(30_000), hookTimeout: scaled(30_000), retry: 0, includeTaskLocation: false,
+    tags: [], tagsFilter: undefined, strictTags: false,
+  };
+  const runner = {
+    config,
+    importFile: (path) => import(pathToFileURL(path).href),
+    onAfterRunTask: (test) => {
+      const mark = { pass: '✓', fail: '×', skip: '↓', todo: '↓' }[test.result?.state] ?? '?';
+      console.log(`     ${mark} ${nameOf(test)} ${Math.round(test.result?.duration ?? 0)}ms`);
+    },
+  };
+  const [result] = await startTests([resolve(file)], runner);
+  const tests = [];
+  const walk = (task) => {
+    if (task.type === 'test') tests.push({ name: nameOf(task), state: task.result?.state ?? task.mode, errors: errorsOf(task) });
+    for (const child of task.tasks ?? []) walk(child);
+  };
+  walk(result);
+  writeFileSync(out, JSON.stringify({ tests, errors: errorsOf(result) }));
+  // Like vitest's forks pool: the file's process ends when its tests do, handles or not.
+  process.exit(0);
+}
+
+/** "suite > test", as vitest prints it. */
+function nameOf(task) {
+  return task.fullTestName ?? task.name;
+}
+
+function errorsOf(task) {
+  // The message first: a timeout's stack starts with the runner's placeholder ("STACK_TRACE_ERROR").
+  return (task.result?.errors ?? []).map((e) => [e.message ?? String(e), ...(e.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l))].join('\n'));
+}
+
+/** The parent: files in child processes, `workers` at a time; the summary and the report. */
+async function main(argv) {
+  let workers = 1;
+  let json;
+  const files = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--workers') workers = Number(argv[++i]);
+    else if (argv[i] === '--json') json = argv[++i];
+    else files.push(argv[i]);
+  }
+  if (files.length === 0) throw new Error('usage: run.mjs [--workers N] [--json REPORT] FILE...');
+  const scratch = mkdtempSync(join(tmpdir(), 'fdpass-runner-'));
+  const results = [];
+  let next = 0;
+  const started = Date.now();
+  await Promise.all(Array.from({ length: Math.min(workers, files.length) }, async () => {
+    while (next < files.length) {
+      const index = next++;
+      results[index] = await runChild(files[index], join(scratch, `${index}.json`));
+    }
+  }));
+  rmSync(scratch, { recursive: true, force: true });
+  let passed = 0;
+  let failed = 0;
+  let skipped = 0;
+  const failures = [];
+  const testResults = results.map(({ file, report, output, code }) => {
+    const tests = report?.tests ?? [];
+    const fileErrors = report ? report.errors : [`the file's process ended (code ${code}) without a report:\n${output}`];
+    for (const t of tests) {
+      if (t.state === 'pass') passed++;
+      else if (t.state === 'fail') { failed++; failures.push(`${file} > ${t.name}\n${t.errors.join('\n')}`); }
+      else skipped++;
+    }
+    if (fileErrors.length) failures.push(`${file}\n${fileErrors.join('\n')}`);
+    const bad = fileErrors.length > 0 || tests.some((t) => t.state === 'fail');
+    return { name: file, status: bad ? 'failed' : 'passed', assertionResults: tests.map((t) => ({ title: t.name, status: t.state === 'pass' ? 'passed' : t.state === 'fail' ? 'failed' : 'pending' })) };
+  });
+  for (const f of failures) console.log(`\nFAIL ${f}`);
+  const brokenFiles = testResults.filter((f) => f.status === 'failed' && !f.assertionResults.some((t) => t.status === 'failed')).length;
+  console.log(`\nTest files: ${testResults.length - testResults.filter((f) => f.status === 'failed').length} passed, ${testResults.filter((f) => f.status === 'failed').length} failed`);
+  console.log(`Tests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''} (${Math.round((Date.now() - started) / 1000)} s)`);
+  if (json) writeFileSync(json, JSON.stringify({ numPassedTests: passed, numFailedTests: failed, numPendingTests: skipped, numTodoTests: 0, testResults }));
+  process.exitCode = failed || brokenFiles ? 1 : 0;
+}
+
+/** One file in its own process (vitest.config.ts's execArgv: --expose-gc). */
+function runChild(file, out) {
+  const started = Date.now();
+  return new Promise((done) => {
+    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', '--import', new URL('./register.mjs', import.meta.url).href, fileURLToPath(import.meta.url), '--file', file, out], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => { output += d; });
+    child.stderr.on('data', (d) => { output += d; });
+    child.on('close', (code) => {
+      let report;
+      try {
+        report = JSON.parse(readFileSync(out, 'utf8'));
+      } catch {
+        report = undefined;
+      }
+      const mark = report && !report.errors.length && !report.tests.some((t) => t.state === 'fail') ? '✓' : '❯';
+      console.log(` ${mark} ${relative(root, resolve(root, file))} (${report?.tests.length ?? 0} tests) ${Date.now() - started}ms\n${output.trimEnd()}`);
+      done({ file, report, output, code });
+    });
+  });
+}
