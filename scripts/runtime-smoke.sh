@@ -9,8 +9,10 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 if [ -n "${FDPASS_EMULATED:-}" ]; then
+  # The host's node also first on npm's PATH: koffi's install script (`node cnoke.cjs`) checks
+  # the prebuild for the node that runs it, and would try to compile one for ARCH.
   npm_cli=$(readlink -f "$(command -v npm)")
-  npm() { "$FDPASS_HOST_NODE" "$npm_cli" "$@"; }
+  npm() { PATH="$(dirname "$FDPASS_HOST_NODE"):$PATH" "$FDPASS_HOST_NODE" "$npm_cli" "$@"; }
 fi
 project=$(mktemp -d /tmp/fdpass-runtime-smoke.XXXXXX)
 trap 'rm -rf "$project"' EXIT

@@ -14,8 +14,8 @@
 #   scripts/cross/run.sh arm64 node node_modules/vitest/vitest.mjs run test/socket.test.ts
 #
 # Set-up is idempotent and cached (a second run costs a second or two):
-#   1. apt: the cross gcc; for arm64 dpkg multiarch (npm's arm64 node runs on the host's
-#      libc6:arm64); for the others mmdebstrap and patchelf.
+#   1. apt: the cross gcc; for arm64 dpkg multiarch (npm's arm64 nodes run on the host's
+#      libc6:arm64; Node 26's also needs libatomic1); for the others mmdebstrap and patchelf.
 #   2. qemu (not ia32): qemu-aarch64/-arm/-riscv64 from Debian's qemu-user package (10.x from
 #      bookworm-backports on bookworm: 7.2 rejects prctl(PR_SET_CHILD_SUBREAPER)), unpacked into
 #      the cache, not installed.
@@ -58,7 +58,7 @@ ARCH=$1; shift
 SYSROOT_PACKAGES=(mmdebstrap patchelf)
 case "$ARCH" in
   arm64) DEB=arm64 QARCH=aarch64 TRIPLE=aarch64-linux-gnu GCC=aarch64-linux-gnu-gcc LDSO=
-    PACKAGES=("libc6:arm64" "libstdc++6:arm64" "libgcc-s1:arm64" gcc-aarch64-linux-gnu libc6-dev-arm64-cross) ;;
+    PACKAGES=("libc6:arm64" "libstdc++6:arm64" "libgcc-s1:arm64" "libatomic1:arm64" gcc-aarch64-linux-gnu libc6-dev-arm64-cross) ;;
   arm) DEB=armhf QARCH=arm TRIPLE=arm-linux-gnueabihf GCC=arm-linux-gnueabihf-gcc LDSO=ld-linux-armhf.so.3
     PACKAGES=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross "${SYSROOT_PACKAGES[@]}") ;;
   ia32) DEB=i386 QARCH= TRIPLE=i386-linux-gnu GCC=i686-linux-gnu-gcc LDSO=ld-linux.so.2
