@@ -42,6 +42,9 @@ function packageDirs(dir) {
     .flatMap((name) => (name.startsWith('@') ? readdirSync(join(dir, name)).map((sub) => join(dir, name, sub)) : [join(dir, name)]));
 }
 
+/** The WebAssembly builds wanted (missing or not), for fitMemory. */
+const wasmTargets = [];
+
 /** [target dir, name, version, wasm] of every build that is missing or at another version. */
 function missing(dir, found = []) {
   for (const pkgDir of packageDirs(dir)) {
@@ -53,6 +56,7 @@ function missing(dir, found = []) {
     if (wasm) wanted = builds.filter(([name]) => wasmBuild.test(name));
     for (const [name, version] of wanted) {
       const target = join(dir, name);
+      if (wasm) wasmTargets.push(target);
       if (readJson(join(target, 'package.json'))?.version !== version) found.push([target, name, version, wasm]);
     }
     missing(join(pkgDir, 'node_modules'), found);
@@ -76,12 +80,19 @@ function installWasm(target, name, version) {
     const depName = dep.slice(installed.length + 1);
     if (depName !== name) cpSync(dep, join(target, 'node_modules', depName), { recursive: true });
   }
-  if (!bits32) return;
+}
+
+/**
+ * On a 32-bit ARCH, a WebAssembly build's initial shared memory cut to 4096 pages of 64 KiB
+ * (256 MiB; it still grows on demand up to its maximum). Every run, whichever ARCH installed it:
+ * the cut build works on 64-bit ARCHes too.
+ */
+function fitMemory(target) {
   for (const file of readdirSync(target).filter((f) => f.endsWith('.wasi.cjs'))) {
     const path = join(target, file);
     const text = readFileSync(path, 'utf8');
-    // 4096 pages of 64 KiB = 256 MiB; the memory still grows on demand up to its maximum.
-    writeFileSync(path, text.replace(/(new WebAssembly\.Memory\(\{\s*initial:\s*)(\d+)/, (_, head, pages) => head + Math.min(Number(pages), 4096)));
+    const cut = text.replace(/(new WebAssembly\.Memory\(\{\s*initial:\s*)(\d+)/, (_, head, pages) => head + Math.min(Number(pages), 4096));
+    if (cut !== text) writeFileSync(path, cut);
   }
 }
 
@@ -104,3 +115,4 @@ for (const [target, name, version, wasm] of missing(nodeModules)) {
   execFileSync('tar', ['-xzf', tarball, '-C', target, '--strip-components=1']);
   console.log(`${name}@${version} -> ${target}`);
 }
+if (bits32) for (const target of wasmTargets) if (existsSync(target)) fitMemory(target);
