@@ -17,6 +17,7 @@ import os, socket
 ctl = socket.socket(fileno=3)                        # the socket pair end Node put at fd 3
 note, fds, _, _ = socket.recv_fds(ctl, 1024, 1)      # one message: bytes + descriptors
 conn = socket.socket(fileno=fds[0])                  # family/type read from the fd itself
+conn.setblocking(True)  # Node made it non-blocking, and that flag travels with the socket
 request = conn.recv(1024).decode()
 conn.sendall(f"python pid {os.getpid()} answers {request!r}\\n".encode())
 conn.close()
