@@ -11,15 +11,18 @@
 /** The architecture scripts/cross/run.sh runs this process as, or undefined on a native run. */
 export const emulatedArch: string | undefined = process.env.FDPASS_EMULATED || undefined;
 
-/** The architectures run.sh runs under qemu; ia32 runs on the host kernel itself. */
-const QEMU_ARCHES: readonly string[] = ['arm64', 'arm', 'riscv64'];
-
-/** This process runs under qemu-user (whose limits emulationLimit checks). */
-export const underQemu: boolean = emulatedArch !== undefined && QEMU_ARCHES.includes(emulatedArch);
+/**
+ * This process runs under qemu-user (whose limits emulationLimit checks): run.sh says so in
+ * FDPASS_EMULATOR (qemu, or none for ia32, which runs on the host kernel itself).
+ */
+export const underQemu: boolean = emulatedArch !== undefined && process.env.FDPASS_EMULATOR === 'qemu';
 
 // A misplaced variable must not quietly turn native tests into skips.
 if (emulatedArch !== undefined && emulatedArch !== process.arch) {
   throw new Error(`FDPASS_EMULATED=${emulatedArch} but this node runs on ${process.arch}: only scripts/cross/run.sh sets it`);
+}
+if (emulatedArch !== undefined && process.env.FDPASS_EMULATOR !== 'qemu' && process.env.FDPASS_EMULATOR !== 'none') {
+  throw new Error(`FDPASS_EMULATED=${emulatedArch} without FDPASS_EMULATOR=qemu|none: only scripts/cross/run.sh sets them`);
 }
 
 /**
@@ -46,7 +49,7 @@ export function scaled(ms: number): number {
  * makes its proof fail, so the test comes back instead of staying quietly reduced.
  */
 export function emulationLimit(reason: string, proof: () => void, arches?: readonly string[]): boolean {
-  if (emulatedArch === undefined || !(arches ?? QEMU_ARCHES).includes(emulatedArch)) return false;
+  if (!underQemu || (arches && !arches.includes(emulatedArch!))) return false;
   proof();
   console.warn(`[emulation limit] emulated ${emulatedArch}: ${reason} (checked; the rest of the test does not run)`);
   return true;

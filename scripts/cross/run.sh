@@ -34,8 +34,8 @@
 # Environment: FDPASS_CROSS_CACHE (default /var/cache/fdpass-cross), FDPASS_ARM64_NODE (npm
 # version, default 20.20.2), FDPASS_DEBIAN_SUITE (Debian suite of the sysroot nodes, default
 # trixie), FDPASS_EMULATION_SLOWDOWN (timeout factor, see test/emulation.ts).
-# COMMAND also gets FDPASS_HOST_NODE (the host's node, for npm) and FDPASS_CROSS_NPM (the cache
-# of npm tarballs native-deps.mjs uses).
+# COMMAND also gets FDPASS_EMULATOR (qemu, or none for ia32), FDPASS_HOST_NODE (the host's node,
+# for npm) and FDPASS_CROSS_NPM (the cache of npm tarballs native-deps.mjs uses).
 # Exit status: COMMAND's; 2 when the set-up fails.
 set -Eeuo pipefail
 
@@ -219,7 +219,9 @@ flock -u 9
 exec 9>&-
 trap - ERR
 
-export PATH=$BIN:$PATH FDPASS_EMULATED=$ARCH FDPASS_HOST_NODE=$HOST_NODE FDPASS_CROSS_NPM=$CACHE/npm
+# FDPASS_EMULATOR tells the tests whether qemu's limits apply (test/emulation.ts).
+export PATH=$BIN:$PATH FDPASS_EMULATED=$ARCH FDPASS_EMULATOR=${QARCH:+qemu} FDPASS_HOST_NODE=$HOST_NODE FDPASS_CROSS_NPM=$CACHE/npm
+[ -n "$FDPASS_EMULATOR" ] || FDPASS_EMULATOR=none
 cd "$ROOT"
 # With SHARE_NODEJS set, run ARGS in a private mount namespace where the sysroot's
 # /usr/share/nodejs is bound over the host's.

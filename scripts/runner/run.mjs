@@ -101,7 +101,8 @@ async function main(argv) {
   });
   for (const f of failures) console.log(`\nFAIL ${f}`);
   const brokenFiles = testResults.filter((f) => f.status === 'failed' && !f.assertionResults.some((t) => t.status === 'failed')).length;
-  console.log(`\nTest files: ${testResults.length - testResults.filter((f) => f.status === 'failed').length} passed, ${testResults.filter((f) => f.status === 'failed').length} failed`);
+  const failedFiles = testResults.filter((f) => f.status === 'failed').length;
+  console.log(`\nTest files: ${testResults.length - failedFiles} passed, ${failedFiles} failed`);
   console.log(`Tests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''} (${Math.round((Date.now() - started) / 1000)} s)`);
   if (json) writeFileSync(json, JSON.stringify({ numPassedTests: passed, numFailedTests: failed, numPendingTests: skipped, numTodoTests: 0, testResults }));
   process.exitCode = failed || brokenFiles ? 1 : 0;
