@@ -28,6 +28,9 @@ const PATTERN_TEXT = Buffer.from(PATTERN.map((b) => 0x20 + (b % 95))).toString('
  * Cheap enough to run around every operation; a full gc() runs every few dozen.
  */
 function minorGc(): void {
+  // Bun (JavaScriptCore): Bun.gc(false) asks for a collection without forcing a full one.
+  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
+  if (bun) return bun.gc(false);
   (globalThis as unknown as { gc: (options: { type: 'minor' }) => void }).gc({ type: 'minor' });
 }
 

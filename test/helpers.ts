@@ -76,8 +76,10 @@ export function sameFile(a: number, b: number): boolean {
   return x.dev === y.dev && x.ino === y.ino;
 }
 
-/** Force a full GC (vitest runs tests with --expose-gc). */
+/** Force a full GC (vitest runs tests with --expose-gc; Bun has Bun.gc(true)). */
 export function gc(): void {
+  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
+  if (bun) return bun.gc(true);
   const g = (globalThis as { gc?: () => void }).gc;
   if (!g) throw new Error('tests must run with --expose-gc (see vitest.config.ts)');
   g();
