@@ -6,6 +6,7 @@ import { SocketAddress } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { decodeInetAddress, decodeUnixAddress, encodeUnixAddress, type UnixAddress } from '../src/address.js';
 import { byteOrder } from '../src/byteorder.js';
+import { lib } from '../src/libc.js';
 import { linux64GlibcLayouts, linux64MuslLayouts, linuxConstants as C } from '../src/platform/linux.js';
 
 const SUN = linux64GlibcLayouts.sockaddr_un;
@@ -180,10 +181,22 @@ function sockaddrIn6(groups: number[], port: number, flowinfo = 0, scopeId = 0):
   return b;
 }
 
-/** How Node itself prints an IPv6 address (libuv's inet_ntop): what users compare against. */
+/**
+ * The reference text for an IPv6 address: Node's own formatting (net.SocketAddress, libuv's
+ * inet_ntop). Bun's SocketAddress returns the text it was given, so there libc's inet_ntop is the
+ * reference (the BIND code both libuv's and glibc's come from).
+ */
 function nodeFormat(groups: number[]): string {
-  return new SocketAddress({ address: groups.map((g) => g.toString(16)).join(':'), family: 'ipv6' }).address;
+  const text = groups.map((g) => g.toString(16)).join(':');
+  if (socketAddressFormats) return new SocketAddress({ address: text, family: 'ipv6' }).address;
+  const bytes = Buffer.alloc(16);
+  groups.forEach((g, i) => bytes.writeUInt16BE(g, i * 2));
+  const out = Buffer.alloc(64);
+  if (inetNtop(C.AF_INET6, bytes, out, out.length) === null) throw new Error('inet_ntop failed');
+  return out.toString('latin1', 0, out.indexOf(0));
 }
+const socketAddressFormats = new SocketAddress({ address: '0:0:0:0:0:0:0:1', family: 'ipv6' }).address === '::1';
+const inetNtop = lib.func('const char *inet_ntop(int af, const uint8_t *src, _Out_ uint8_t *dst, uint32_t size)') as (af: number, src: Buffer, dst: Buffer, size: number) => unknown;
 
 describe('decodeInetAddress', () => {
   it('IPv4: dotted quad and host-order port', () => {
