@@ -20,6 +20,9 @@ export interface UvStreamHandle {
   readStop?(): number;
   recvStart?(): number;
   recvStop?(): number;
+  /** Bun: its socket handle stops and resumes reading from the kernel with these. */
+  pause?(): void;
+  resume?(): void;
 }
 
 /** dgram.Socket keeps its handle under a symbol-keyed state object. */

@@ -34,6 +34,22 @@ const peerAddressLength = Buffer.alloc(4);
 const { AF_INET, AF_INET6, AF_UNIX, SOCK_STREAM, SO_TYPE } = C;
 const AF_UNSPEC = 0;
 
+/**
+ * Bun (1.4) keeps `new net.Socket({ fd })` inert for a connected socket (it adopts only pipes and
+ * devices, for synchronous writes); its own IPC adopts a received socket with
+ * `connect({ fd, fdIsRawSocket: true })`, which reads and writes through Bun's event loop.
+ */
+const onBun = process.versions.bun !== undefined;
+
+type BunSocketOptions = { readable: boolean; writable: boolean; allowHalfOpen?: boolean; readableHighWaterMark?: number };
+
+/** A net.Socket over connected socket `fd`, the way Bun adopts one. */
+function bunNetSocket(fd: number, options: BunSocketOptions): net.Socket {
+  const socket = new net.Socket(options as net.SocketConstructorOpts);
+  (socket.connect as unknown as (o: { fd: number; fdIsRawSocket: true }) => void)({ fd, fdIsRawSocket: true });
+  return socket;
+}
+
 /** getpeername(2) into `peerAddress`: true when the socket has a peer. */
 function hasPeer(fd: number): boolean {
   getpeername ??= lib.func('int getpeername(int fd, void *addr, void *addrlen)') as unknown as (fd: number, addr: Buffer, len: Buffer) => number;
@@ -204,7 +220,8 @@ export function toNetSocket(fd: FdInput, options: ToNetSocketOptions = {}): net.
     const readable = options.readable ?? true;
     const writable = options.writable ?? true;
     let socket: net.Socket;
-    if (readable && writable) {
+    if (onBun) socket = bunNetSocket(n, { readable, writable, allowHalfOpen: options.allowHalfOpen ?? false });
+    else if (readable && writable) {
       // Node's numeric form, `new net.Socket(fd)`, is `new net.Socket({ fd })` without copying an
       // options object: the copy site in net.js sees every caller's option shapes, and once it
       // is megamorphic each construction misses ~35 inline caches (3x slower). allowHalfOpen is
@@ -244,6 +261,10 @@ export function toNetServer<S extends net.Server = net.Server>(fd: FdInput, serv
   let opts = options;
   let target: S;
   if (server instanceof net.Server) target = server;
+  else if (typeof (server as { listen?: unknown } | undefined)?.listen === 'function') {
+    // Bun's http.Server is no net.Server, and its listen() ignores `fd` (it would listen on a new port).
+    throw new FdPassError('ERR_FDPASS_UNSUPPORTED', "toNetServer: this runtime's server (Bun's http.Server) cannot listen on a descriptor; call toNetServer(fd) and hand each connection over: netServer.on('connection', (c) => server.emit('connection', c))");
+  }
   else {
     if (server !== undefined) opts = server;
     const { backlog: _backlog, ...serverOpts } = opts;
@@ -399,6 +420,8 @@ export function toReadStream(fd: FdInput, options: ToStreamOptions = {}): fs.Rea
     let stream: fs.ReadStream | net.Socket;
     if (kind === 'file') stream = fs.createReadStream('', { fd: n, highWaterMark: options.highWaterMark });
     else if (kind === 'tty') stream = new tty.ReadStream(n);
+    // Bun: its fs stream reads a pipe without blocking a thread; a socket is adopted as Bun does.
+    else if (onBun) stream = kind === 'pipe' ? fs.createReadStream('', { fd: n, highWaterMark: options.highWaterMark }) : bunNetSocket(n, { readable: true, writable: false, readableHighWaterMark: options.highWaterMark });
     else stream = new net.Socket({ fd: n, readable: true, writable: false, readableHighWaterMark: options.highWaterMark } as net.SocketConstructorOpts);
     if (options.encoding) stream.setEncoding(options.encoding);
     return stream;
@@ -454,6 +477,9 @@ function netSocketStep(socket: NetSocketInternals): Step {
     handle.reading = false;
     handle.readStop();
   }
+  // Bun's handle is its own socket, with no readStop: pause() stops it reading from the kernel.
+  const bunHandle = handle.readStop === undefined && typeof handle.pause === 'function' ? handle : null;
+  bunHandle?.pause!();
   return {
     commit: () => socket.destroy(),
     rollback: () => {
@@ -462,6 +488,7 @@ function netSocketStep(socket: NetSocketInternals): Step {
         handle.reading = true;
         handle.readStart();
       }
+      bunHandle?.resume?.();
       if (wasFlowing === true) socket.resume();
     },
   };

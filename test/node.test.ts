@@ -5,7 +5,7 @@
  */
 import { once } from 'node:events';
 import * as dgram from 'node:dgram';
-import { closeSync, createReadStream, createWriteStream, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { ReadStream, closeSync, createReadStream, createWriteStream, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -87,7 +87,9 @@ describe('toNetSocket', () => {
       expect(await nextData(tcp.accepted)).toBe('ping');
       tcp.accepted.write('pong');
       expect(await nextData(socket)).toBe('pong');
-      expect(getIntOption(fdOf(socket), TCP_NODELAY, IPPROTO_TCP)).toBe(0); // Nagle on, as net.Socket
+      // Nagle as the runtime's own net.Socket has it: on (0) in Node, off (1) in Bun.
+      expect(getIntOption(fdOf(socket), TCP_NODELAY, IPPROTO_TCP)).toBe(process.versions.bun ? 1 : 0);
+      expect(getIntOption(fdOf(tcp.accepted), TCP_NODELAY, IPPROTO_TCP)).toBe(process.versions.bun ? 1 : 0);
       socket.destroy();
       await once(socket, 'close');
       // noDelay: true sets TCP_NODELAY, as http.Server does for connections it accepts.
@@ -166,10 +168,25 @@ describe('toNetServer', () => {
     });
   });
 
-  it('makes your own http.Server listen on the descriptor', async () => {
+  it('makes your own http.Server listen on the descriptor (Bun: refused, with the way that works there)', async () => {
     await expectNoFdLeak(async () => {
       const made = await makeFd('tcp-listening');
       const port = made.fd.describe().socket!.localPort!;
+      if (process.versions.bun) {
+        // Bun's http.Server is no net.Server and its listen() ignores fd: refused, the Fd left open.
+        const own = http.createServer((_req, res) => res.end('hello over http'));
+        expect(() => toNetServer(made.fd, own)).toThrow(expect.objectContaining({ code: 'ERR_FDPASS_UNSUPPORTED' }));
+        expect(made.fd.closed).toBe(false);
+        const front = toNetServer(made.fd);
+        front.on('connection', (c) => own.emit('connection', c));
+        const body = await new Promise<string>((resolve, reject) => {
+          http.get({ port, host: '127.0.0.1', agent: false }, (res) => readAll(res).then(resolve, reject)).on('error', reject);
+        });
+        expect(body).toBe('hello over http');
+        front.close();
+        await once(front, 'close');
+        return;
+      }
       const server = toNetServer(made.fd, http.createServer((_req, res) => res.end('hello over http')));
       expect(server).toBeInstanceOf(http.Server);
       const body = await new Promise<string>((resolve, reject) => {
@@ -229,6 +246,8 @@ describe('toDgramSocket', () => {
         const port = made.fd.describe().socket!.localPort!;
         const socket = toDgramSocket(made.fd);
         expect(made.fd.closed).toBe(true);
+        // Bun binds asynchronously: bound once 'listening' has been emitted (Node: at once).
+        if (process.versions.bun) await once(socket, 'listening');
         expect(socket.address().port).toBe(port);
         const sender = dgram.createSocket(type);
         const received = once(socket, 'message') as Promise<[Buffer, dgram.RemoteInfo]>;
@@ -271,11 +290,11 @@ describe('toReadStream / toWriteStream', () => {
     });
   });
 
-  it('reads a pipe through a non-blocking net.Socket', async () => {
+  it('reads a pipe through a non-blocking net.Socket (Bun: its fs.ReadStream)', async () => {
     await expectNoFdLeak(async () => {
       const [r, w] = pipe();
       const stream = toReadStream(r);
-      expect(stream).toBeInstanceOf(net.Socket);
+      expect(stream).toBeInstanceOf(process.versions.bun ? ReadStream : net.Socket);
       const writer = toWriteStream(w);
       expect(writer).toBeInstanceOf(net.Socket);
       const closed = once(stream, 'close');
@@ -327,7 +346,8 @@ describe('a wrong kind never reaches Node', () => {
       'file-wronly': [W, W, W, W, 'ok WriteStream'],
       directory: [W, W, W, W, W],
       devnull: [W, W, W, 'ok ReadStream', 'ok WriteStream'],
-      'pipe-read': [W, W, W, 'ok Socket', W],
+      // Bun reads a pipe through its fs stream (its net.Socket cannot adopt a pipe for reading).
+      'pipe-read': [W, W, W, process.versions.bun ? 'ok ReadStream' : 'ok Socket', W],
       'pipe-write': [W, W, W, W, 'ok Socket'],
       eventfd: [W, W, W, W, W],
       memfd: [W, W, W, 'ok ReadStream', 'ok WriteStream'],
@@ -531,6 +551,7 @@ describe('send(..., { close: true }) with other objects', () => {
       expect(msg.fds.map((f) => f.describe().kind)).toEqual(['file', 'file', 'file', 'file', 'socket', 'socket']);
       expect(readFileSync(`/proc/self/fd/${msg.fds[0].fd}`, 'utf8')).toBe('file content');
       const receiver = toDgramSocket(msg.fds[4]);
+      if (process.versions.bun) await once(receiver, 'listening');
       expect(receiver.address().port).toBe(udpPort);
       receiver.close();
       u2.sendSync('via the handed-off socket');
