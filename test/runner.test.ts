@@ -48,3 +48,29 @@ describe('scripts/runner/run.mjs', () => {
     }
   });
 });
+
+// The Bun step of .ci/run sets FDPASS_BUN (scripts/runtime.sh bun VERSION); elsewhere this runs
+// only when it is set, and in CI its absence is a failure.
+const bun = process.env.FDPASS_BUN;
+describe('scripts/runner/bun.mjs', () => {
+  it.skipIf(!bun && process.env.CI !== 'true')('counts a file’s tests from bun test’s JUnit report; a file that fails without a failing test is a failed file', () => {
+    expect(bun, 'FDPASS_BUN: the Bun binary (.ci/run sets it)').toBeTruthy();
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fdpass-runner-test-'));
+    try {
+      const report = path.join(dir, 'report.json');
+      const files = ['passing', 'failing', 'broken', 'empty', 'crash'].map((name) => `./test/fixtures/runner/${name}.check.ts`);
+      const run = spawnSync(process.execPath, ['scripts/runner/bun.mjs', bun!, '--workers', '2', '--json', report, ...files], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 });
+      expect(run.status, run.stdout + run.stderr).toBe(1);
+      const r = JSON.parse(readFileSync(report, 'utf8')) as Report;
+      expect({ passed: r.numPassedTests, failed: r.numFailedTests }).toEqual({ passed: 4, failed: 3 });
+      const byFile = Object.fromEntries(r.testResults.map((f) => [path.basename(f.name), f]));
+      expect(byFile['passing.check.ts']).toMatchObject({ status: 'passed', assertionResults: [{ status: 'passed' }, { status: 'passed' }, { status: 'passed' }] });
+      expect(byFile['failing.check.ts'].status).toBe('failed');
+      expect(byFile['failing.check.ts'].assertionResults.map((t) => t.status).sort()).toEqual(['failed', 'failed', 'failed', 'passed']);
+      for (const name of ['broken.check.ts', 'empty.check.ts', 'crash.check.ts']) expect(byFile[name]).toMatchObject({ status: 'failed', assertionResults: [] });
+      expect(run.stdout).toContain('Tests: 4 passed, 3 failed (and 3 files that failed without a failing test)');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
