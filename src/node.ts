@@ -246,7 +246,9 @@ export interface ToNetServerOptions extends net.ServerOpts {
  * A listening TCP or Unix stream socket as a listening `net.Server` (`server.listen({ fd })`).
  * Pass your own server (`http.createServer(handler)`, an https/http2 server, any net.Server)
  * to have it listen on the descriptor; otherwise a plain `net.createServer(options)` is made.
- * The server is listening when this returns ('listening' is emitted on the next tick).
+ * The server is listening when this returns ('listening' is emitted on the next tick). Bun's
+ * http.Server cannot listen on a descriptor (ERR_FDPASS_UNSUPPORTED): there, call
+ * `toNetServer(fd)` and emit each 'connection' on your server.
  */
 export function toNetServer<S extends net.Server = net.Server>(fd: FdInput, server?: S | ToNetServerOptions, options: ToNetServerOptions = {}): S {
   const n = inputFd(fd);
@@ -290,8 +292,9 @@ export interface ToDgramSocketOptions {
 
 /**
  * A UDP socket (IPv4 or IPv6, bound or not) as a `dgram.Socket`, via Node's
- * `socket.bind({ fd })`. It is bound and receiving when this returns ('listening' has already
- * been emitted). Unix datagram sockets are not something Node's dgram can hold: use adopt().
+ * `socket.bind({ fd })`. On Node it is bound and receiving when this returns ('listening' has
+ * already been emitted); Bun binds asynchronously: wait for 'listening' before `address()`.
+ * Unix datagram sockets are not something Node's dgram can hold: use adopt().
  */
 export function toDgramSocket(fd: FdInput, options: ToDgramSocketOptions = {}): dgram.Socket {
   integerOption(options.recvBufferSize, 'options.recvBufferSize', 0, 0x7fffffff, 0);

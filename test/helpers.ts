@@ -71,6 +71,15 @@ export async function expectNoFdLeak(fn: () => unknown | Promise<unknown>): Prom
   expect(describeOpen(leaked), 'descriptors leaked').toEqual([]);
 }
 
+/**
+ * expect(fdCount()).toBe(expected), after a child process ended: under Bun, once its late-closed
+ * stdio is gone (see expectNoFdLeak; up to a second).
+ */
+export async function expectFdCountAfterChild(expected: number): Promise<void> {
+  for (let waited = 0; isBun && fdCount() !== expected && waited < 1000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  expect(fdCount()).toBe(expected);
+}
+
 /** Whether descriptor `fd` is open in this process (fstat succeeds). */
 export function isOpen(fd: number): boolean {
   try {

@@ -11,7 +11,7 @@ import {
   PidFd, adoptServer, connect, connectSync, listen, socketPair,
   type Authorize, type PeerInfo, type UnixSocket,
 } from '../src/index.js';
-import { compileC, expectNoFdLeak, fdCount, gc, rejection } from './helpers.js';
+import { compileC, expectFdCountAfterChild, expectNoFdLeak, fdCount, gc, rejection } from './helpers.js';
 import { CREDENTIAL_MESSAGES, MESSAGE_TYPE } from './mode.js';
 import { Peers, cleanExit, fixture, type Peer } from './fixtures/interop-util.js';
 
@@ -125,7 +125,7 @@ describe('listen({ authorize })', () => {
       const refused = await finalLine(intruder);
       expect(wasRefused(refused), JSON.stringify(refused)).toBe(true);
       expect(intruder.lines[0]).toMatchObject({ connect: 'ok', uid: NOBODY });
-      expect(fdCount()).toBe(baseline);
+      await expectFdCountAfterChild(baseline);
       const friend = connectingPeer(`@${name}`, false);
       expect(await serveOne(await accepted)).toEqual({ text: 'hello', fds: 1, uid: 0 });
       expect(await finalLine(friend)).toEqual({ reply: 'welcome' });
