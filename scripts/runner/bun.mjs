@@ -13,6 +13,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runEach } from './pool.mjs';
 
 const TEST_TIMEOUT_MS = 30_000;
 /** A whole file: far above the slowest file's ~20 s here, for a hang that no test timeout catches. */
@@ -35,14 +36,7 @@ if (!bun || files.length === 0 || !(workers >= 1)) {
 }
 
 const scratch = mkdtempSync(join(tmpdir(), 'fdpass-bun-'));
-const results = new Array(files.length);
-let next = 0;
-await Promise.all(Array.from({ length: Math.min(workers, files.length) }, async () => {
-  while (next < files.length) {
-    const i = next++;
-    results[i] = await runFile(files[i], join(scratch, `${i}.xml`));
-  }
-}));
+const results = await runEach(files, workers, (file, i) => runFile(file, join(scratch, `${i}.xml`)));
 rmSync(scratch, { recursive: true, force: true });
 
 let passed = 0;

@@ -14,6 +14,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { runEach } from './pool.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const args = process.argv.slice(2);
@@ -73,15 +74,8 @@ async function main(argv) {
   }
   if (files.length === 0) throw new Error('usage: run.mjs [--workers N] [--json REPORT] FILE...');
   const scratch = mkdtempSync(join(tmpdir(), 'fdpass-runner-'));
-  const results = [];
-  let next = 0;
   const started = Date.now();
-  await Promise.all(Array.from({ length: Math.min(workers, files.length) }, async () => {
-    while (next < files.length) {
-      const index = next++;
-      results[index] = await runChild(files[index], join(scratch, `${index}.json`));
-    }
-  }));
+  const results = await runEach(files, workers, (file, index) => runChild(file, join(scratch, `${index}.json`)));
   rmSync(scratch, { recursive: true, force: true });
   let passed = 0;
   let failed = 0;
