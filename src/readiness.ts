@@ -63,6 +63,19 @@ interface Pending {
 let queue: Pending[] = [];
 let spare: Pending[] = [];
 let scheduled = false;
+/** Run once the pending delivery has run, in the same immediate (see whenDelivered). */
+let afterDelivery: (() => void)[] = [];
+
+/**
+ * Run `fn` right after the delivery already scheduled, in the same immediate, or (none
+ * scheduled) from an immediate of its own. The thread backend restarts its poll so: Bun's
+ * `expect(promise).rejects` waits in a nested event loop that runs no other immediate of the
+ * batch the awaiting code resumed from, so a restart in an immediate of its own never came.
+ */
+function whenDelivered(fn: () => void): void {
+  if (scheduled) afterDelivery.push(fn);
+  else setImmediate(fn);
+}
 
 function enqueue(p: Pending, readable: boolean, writable: boolean): void {
   p.readable ||= readable;
@@ -101,6 +114,9 @@ function deliverAll(): void {
     }
     batch.length = 0;
     spare = batch;
+    const after = afterDelivery;
+    afterDelivery = [];
+    for (const fn of after) fn();
   }
 }
 
@@ -323,7 +339,7 @@ function threadBackend(): Backend {
   function scheduleRestart(): void {
     if (restartScheduled) return;
     restartScheduled = true;
-    setImmediate(() => {
+    whenDelivered(() => {
       restartScheduled = false;
       start();
     });

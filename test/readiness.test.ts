@@ -5,6 +5,7 @@
  * own child process, so the test runner's own handles cannot help it along.
  */
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { socketPair } from '../src/index.js';
 import { requirePeer, spawnFixture } from './helpers.js';
 
 async function idle(mode: string): Promise<Record<string, unknown>> {
@@ -38,5 +39,31 @@ describe('readiness with nothing else pending', () => {
   it('the same in a worker thread, on its own event loop', async () => {
     requirePeer('python3');
     expect(await idle('worker')).toEqual({ inOrder: 2000, peerAlive: true });
+  });
+});
+
+describe('waiting from inside a delivery', () => {
+  // Bun's expect(promise).resolves/.rejects waits in a nested event loop that runs no other
+  // immediate of the batch the test resumed from: the thread backend's poll must be running
+  // again before the awaiting code resumes, or a wait that needs it never ends (it hung here).
+  it('a receive awaited through expect().resolves / .rejects, right after one that waited', async () => {
+    const [a, b] = socketPair();
+    try {
+      const first = a.recv();
+      setTimeout(() => b.sendSync('one'), 20);
+      expect((await first)!.data.toString()).toBe('one'); // resumes from the delivery
+      const second = a.recv();
+      setTimeout(() => b.sendSync('two'), 20);
+      await expect(second).resolves.toMatchObject({ fds: [] });
+      const third = a.recv({ maxBytes: 2 });
+      setTimeout(() => b.sendSync('three'), 20);
+      await expect(third).rejects.toMatchObject({ code: 'ERR_FDPASS_TRUNC' });
+      const fourth = a.recv();
+      setTimeout(() => b.close(), 20);
+      await expect(fourth).resolves.toBeNull();
+    } finally {
+      a.close();
+      b.close();
+    }
   });
 });
