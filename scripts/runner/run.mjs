@@ -15,7 +15,7 @@
 // shape of vitest's JSON reporter (numPassedTests, numFailedTests, testResults[].status…).
 // Exit status 1 when anything failed. Timeouts are vitest.config.ts's: 30 s, scaled().
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -30,6 +30,15 @@ else await main(args);
 
 /** In a test file's own process: run it, write what happened to `out` as JSON. */
 async function runFile(file, out) {
+  // Opened before any test runs: Deno's node:fs keeps its own table of the descriptors it opened,
+  // and a test that closes one of them through libc (fdpass owning it) makes a later open that
+  // reuses the number fail (docs/runtimes.md).
+  const report = openSync(out, 'w');
+  // What vitest reports as unhandled errors: they fail the file, and the other tests still run
+  // (Deno, like Node without vitest, would end the process at the first).
+  const unhandled = [];
+  process.on('unhandledRejection', (e) => { unhandled.push(e); });
+  process.on('uncaughtException', (e) => { unhandled.push(e); });
   const { startTests } = await import('@vitest/runner');
   const { scaled } = await import(pathToFileURL(join(root, 'test/emulation.ts')).href);
   const config = {
@@ -53,7 +62,9 @@ async function runFile(file, out) {
     for (const child of task.tasks ?? []) walk(child);
   };
   walk(result);
-  writeFileSync(out, JSON.stringify({ tests, errors: errorsOf(result) }));
+  const errors = [...errorsOf(result), ...errorsOf({ result: { errors: unhandled } }).map((e) => `unhandled error: ${e}`)];
+  writeSync(report, JSON.stringify({ tests, errors }));
+  closeSync(report);
   // Like vitest's forks pool: the file's process ends when its tests do, handles or not.
   process.exit(0);
 }
