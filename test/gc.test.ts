@@ -5,7 +5,7 @@
  * caller's own Buffer address (pinned only during the call), so both paths are covered.
  */
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
+import * as fs from './fdfs.js';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';

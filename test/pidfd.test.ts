@@ -1,6 +1,6 @@
 /** Linux pidfd: pidfd_open/getfd/send_signal, exit on the event loop, SO_PEERPIDFD, /proc reopen. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { constants as fsConstants, mkdtempSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { constants as fsConstants, mkdtempSync, readFileSync, readSync, rmSync, writeFileSync } from './fdfs.js';
 import { createServer, connect as netConnect, type AddressInfo } from 'node:net';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';

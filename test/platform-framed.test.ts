@@ -5,7 +5,7 @@
  * and maxFds, end of stream, hostile streams, a Python peer speaking the documented format, a
  * Node child, MSG_CTRUNC, GC pressure — and no fd leaks.
  */
-import * as fs from 'node:fs';
+import * as fs from './fdfs.js';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -6,7 +6,7 @@
  * bytes, fds and credentials systemd's manager would get from notify().
  */
 import { once } from 'node:events';
-import { mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from './fdfs.js';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,7 +1,7 @@
 /** UnixSocket behaviour, in one process: socketPair, send/recv (sync and async), fds, errors. */
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import * as fs from 'node:fs';
+import * as fs from './fdfs.js';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
