@@ -126,6 +126,17 @@ export function gc(): void {
   g();
 }
 
+/**
+ * The command line that runs TypeScript file `file` under this runtime, as a child that may not
+ * get this process's environment (systemd-socket-activate passes only what it is told to):
+ * `node --import tsx file` (Bun runs it as given); under Deno `deno run -A --sloppy-imports file`
+ * (what Deno makes of `--import tsx`, plus the '.js' to '.ts' resolution that scripts/runner/run.mjs
+ * otherwise turns on through DENO_COMPAT in the environment).
+ */
+export function tsCommand(file: string): string[] {
+  return isDeno ? [process.execPath, 'run', '-A', '--sloppy-imports', file] : [process.execPath, '--import', 'tsx', file];
+}
+
 export interface Fixture {
   child: ChildProcess;
   /** Everything the child printed on stdout, once it exited. */

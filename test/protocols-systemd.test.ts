@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Fd, connect, pipe, socketPair } from '../src/index.js';
 import { listenFds, notify, notifyBarrier, removeStoredFds, storeFds } from '../src/protocols/systemd.js';
-import { expectNoFdLeak, requirePeer } from './helpers.js';
+import { expectNoFdLeak, requirePeer, tsCommand } from './helpers.js';
 import { CREDENTIAL_MESSAGES, notifyReceiver, seqpacketUnsupported } from './mode.js';
 import { Peers, fixture, readUntil, unlessPeerFails, type Peer } from './fixtures/interop-util.js';
 
@@ -30,7 +30,7 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const SERVICE = fixture('interop-systemd-activated.ts');
-const NODE_SERVICE = [process.execPath, '--import', 'tsx', SERVICE];
+const NODE_SERVICE = tsCommand(SERVICE);
 let serial = 0;
 const unique = (): string => `${process.pid}-${++serial}`;
 
