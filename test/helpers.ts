@@ -137,6 +137,17 @@ export function tsCommand(file: string): string[] {
   return isDeno ? [process.execPath, 'run', '-A', '--sloppy-imports', file] : [process.execPath, '--import', 'tsx', file];
 }
 
+/**
+ * The command line that runs ES module source `code` (imports, top-level await) under this
+ * runtime, with `nodeFlags` (--expose-gc…): `node [nodeFlags] --import tsx --input-type=module
+ * -e code`; under Deno `deno eval [--v8-flags=…] code` (Deno's translation of that node command
+ * line runs the code as a script, where an import statement is a SyntaxError).
+ */
+export function evalModuleCommand(code: string, nodeFlags: string[] = []): [string, string[]] {
+  if (!isDeno) return [process.execPath, [...nodeFlags, '--import', 'tsx', '--input-type=module', '-e', code]];
+  return [process.execPath, ['eval', ...(nodeFlags.length > 0 ? [`--v8-flags=${nodeFlags.join(',')}`] : []), code]];
+}
+
 export interface Fixture {
   child: ChildProcess;
   /** Everything the child printed on stdout, once it exited. */

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FRAME_HEADER_BYTES, encodeFrameHeader } from '../src/framing.js';
 import { adopt, Fd, pipe, socketPair, spawnWithSocket, type UnixSocket } from '../src/index.js';
-import { catchError, expectNoFdLeak, gc, rejection, repoRoot, requirePeer, sameFile, spawnFixture } from './helpers.js';
+import { catchError, evalModuleCommand, expectNoFdLeak, gc, rejection, repoRoot, requirePeer, sameFile, spawnFixture } from './helpers.js';
 
 let dir: string;
 let file: string;
@@ -392,7 +392,7 @@ socket.send_fds(s, [struct.pack('>BBHI', 0xFD, 1, 1, len(reply)) + reply], [r])
         }
         s.close();
       `;
-      const { child, socket } = spawnWithSocket(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { type: 'framed', cwd: repoRoot, stdio: ['ignore', 'inherit', 'inherit'] });
+      const { child, socket } = spawnWithSocket(...evalModuleCommand(code), { type: 'framed', cwd: repoRoot, stdio: ['ignore', 'inherit', 'inherit'] });
       const [r, w] = pipe();
       try {
         const sends: Promise<number>[] = [];
