@@ -56,6 +56,9 @@ export const sys = {
   setsockopt: lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)'),
   getsockname: lib.func('int getsockname(int fd, void *addr, void *addrlen)'),
   fchmod: lib.func('int fchmod(int fd, uint32_t mode)'),
+  read: lib.func('intptr_t read(int fd, void *buf, uintptr_t count)'),
+  // Variadic in C (the mode); always given, so that O_CREAT has one.
+  open: lib.func('int open(const char *path, int flags, ...)'),
   pipe: lib.func('int pipe(void *fds)'),
   pipe2: optional(CAPS.atomicCloexec, 'int pipe2(void *fds, int flags)'),
   poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),

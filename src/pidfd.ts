@@ -8,9 +8,9 @@
  * so they work on every libc (glibc < 2.36 and musl lack the pidfd_* wrappers).
  */
 import type { ChildProcess } from 'node:child_process';
-import { constants as fsConstants, openSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { constants as fsConstants, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { constants as osConstants, release } from 'node:os';
-import { FdPassError, abortError, errnoName, invalidArgType, outOfRange } from './errors.js';
+import { FdPassError, abortError, errnoName, invalidArgType, invalidArgValue, outOfRange } from './errors.js';
 import { Fd, describeFd, type FdKind } from './fd.js';
 import { fdNumber } from './fdlike.js';
 import { integerOption } from './args.js';
@@ -448,13 +448,30 @@ export function reopenFromProc(pid: number, fd: number, flags: string | number =
   else if (typeof flags !== 'string') throw invalidArgType('flags', 'a string or a number', flags);
   if (!CAPS.procFs) throw unsupported('reopenFromProc() (/proc/<pid>/fd)', 'have the process send the descriptor over a Unix socket (SCM_RIGHTS)');
   const path = `/proc/${pid}/fd/${fd}`;
-  try {
-    return new Fd(openSync(path, flags)); // libuv opens with O_CLOEXEC
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (typeof e.errno !== 'number' || typeof e.code !== 'string') throw err;
-    throw explainError('open', -e.errno, { pid, targetFd: fd, path });
-  }
+  // libc's open, not node:fs's: under Deno a descriptor node:fs opened stays in its own table,
+  // and once the Fd closes it, the next node:fs open given the same number was closed by Deno.
+  const bits = typeof flags === 'number' ? flags : openFlags(flags);
+  const opened = sys.open(path, bits | C.O_CLOEXEC, 'int', 0o666) as number; // close-on-exec, as libuv opens
+  if (opened < 0) throw explainError('open', lastErrno(), { pid, targetFd: fd, path });
+  return new Fd(opened);
+}
+
+/** fs.openSync's flag strings ('r', 'a+', 'rs+', …), as Node's stringToFlags reads them. */
+function openFlags(flags: string): number {
+  const { O_APPEND, O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_SYNC, O_TRUNC, O_WRONLY } = fsConstants;
+  const table: Record<string, number> = {
+    r: O_RDONLY, rs: O_RDONLY | O_SYNC, sr: O_RDONLY | O_SYNC,
+    'r+': O_RDWR, 'rs+': O_RDWR | O_SYNC, 'sr+': O_RDWR | O_SYNC,
+    w: O_TRUNC | O_CREAT | O_WRONLY, wx: O_TRUNC | O_CREAT | O_WRONLY | O_EXCL, xw: O_TRUNC | O_CREAT | O_WRONLY | O_EXCL,
+    'w+': O_TRUNC | O_CREAT | O_RDWR, 'wx+': O_TRUNC | O_CREAT | O_RDWR | O_EXCL, 'xw+': O_TRUNC | O_CREAT | O_RDWR | O_EXCL,
+    a: O_APPEND | O_CREAT | O_WRONLY, ax: O_APPEND | O_CREAT | O_WRONLY | O_EXCL, xa: O_APPEND | O_CREAT | O_WRONLY | O_EXCL,
+    as: O_APPEND | O_CREAT | O_WRONLY | O_SYNC, sa: O_APPEND | O_CREAT | O_WRONLY | O_SYNC,
+    'a+': O_APPEND | O_CREAT | O_RDWR, 'ax+': O_APPEND | O_CREAT | O_RDWR | O_EXCL, 'xa+': O_APPEND | O_CREAT | O_RDWR | O_EXCL,
+    'as+': O_APPEND | O_CREAT | O_RDWR | O_SYNC, 'sa+': O_APPEND | O_CREAT | O_RDWR | O_SYNC,
+  };
+  const bits = Object.hasOwn(table, flags) ? table[flags] : undefined;
+  if (bits === undefined) throw invalidArgValue('flags', `is invalid. Received ${JSON.stringify(flags).replace(/^"|"$/g, "'")}`);
+  return bits;
 }
 
 /** One descriptor of another process, as `fdpass ls` shows it. */

@@ -215,7 +215,14 @@ function uvBackend(rearmAfterEvent: boolean): Backend {
           forget(pending);
           if (handle) {
             uvWatched.delete(fd);
-            handle.close();
+            if (rearmAfterEvent) {
+              // Deno 2.9.6: closing a started handle whose event is not delivered yet crashes the
+              // process (SIGSEGV) once the event comes; stopped, and closed from a later timer, it
+              // does not (the descriptor may be closed meanwhile).
+              const stopped = handle;
+              stopped.stop();
+              setTimeout(() => stopped.close(), 0).unref();
+            } else handle.close();
             handle = null;
           }
         },

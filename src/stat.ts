@@ -32,6 +32,8 @@ const STATX_SIZE = 0x200;
 const STATX_SIZEOF = 256;
 const STX_MODE = 28; // __u16
 const STX_SIZE = 40; // __u64
+const STATX_INO = 0x100;
+const STX_INO = 32; // __u64
 
 type Statx = (dirfd: number, path: string, flags: number, mask: number, buf: Buffer) => number;
 
@@ -57,10 +59,23 @@ export function fdStat(fd: number): FdStat {
   return { type: fileTypes.get(mode & S_IFMT) ?? 'unknown', size: Number(size) };
 }
 
+/** The inode number of what `fd` refers to (fstat's st_ino), e.g. a pidfd's id (LISTEN_PIDFDID). */
+export function fdInode(fd: number): bigint {
+  statx ??= loadStatx();
+  if (statx === null) return nodeFstat(fd, true).ino;
+  if (statx(fd, '', AT_EMPTY_PATH, STATX_INO, statxBuf) < 0) throw FdPassError.fromErrno('statx', lastErrno());
+  return bigEndian ? statxBuf.readBigUInt64BE(STX_INO) : statxBuf.readBigUInt64LE(STX_INO);
+}
+
 function nodeFdStat(fd: number): FdStat {
+  const st = nodeFstat(fd, false);
+  return { type: fileTypes.get(Number(st.mode) & S_IFMT) ?? 'unknown', size: Number(st.size) };
+}
+
+function nodeFstat(fd: number, bigint: boolean): { mode: number | bigint; size: number | bigint; ino: bigint } {
   try {
-    const st = fstatSync(fd);
-    return { type: fileTypes.get(Number(st.mode) & S_IFMT) ?? 'unknown', size: Number(st.size) };
+    const st = fstatSync(fd, { bigint });
+    return { mode: st.mode, size: st.size, ino: BigInt(st.ino) };
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const code = e.code ?? 'EBADF';

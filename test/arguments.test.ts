@@ -6,7 +6,7 @@
  * or leaked. The list of such arguments is read from the package's types, so a new export that
  * takes one fails this test until it is covered here.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from './fdfs.js';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -5,7 +5,7 @@
  * call), bounded batches, no fd leaks — and messages read ahead but not handed out stay with the
  * socket (the next receive gets them) until close() closes their fds.
  */
-import * as fs from 'node:fs';
+import * as fs from './fdfs.js';
 import { describe, expect, it } from 'vitest';
 import { FdPassError, pipe, socketPair, type Message, type SocketType, type UnixSocket } from '../src/index.js';
 import { catchError, expectNoFdLeak, fdCount, gc, rejection, spawnFixture } from './helpers.js';

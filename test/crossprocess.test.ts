@@ -3,7 +3,7 @@
  * other end of a socket at fd 3, and descriptors of every kind travel between the two.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from './fdfs.js';
 import { once } from 'node:events';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';

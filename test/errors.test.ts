@@ -2,7 +2,7 @@
  * Errors that name the culprit: which fd of a send is not open, "fd N is not open", a path that
  * is not a socket. The `code` stays Node's (EBADF, EADDRINUSE, ECONNREFUSED); the message says why.
  */
-import { mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from './fdfs.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

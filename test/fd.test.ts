@@ -1,7 +1,7 @@
 /** Fd ownership (close/release/dup/dispose) and describe(): what kind of descriptor is this? */
 import { spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
-import * as fs from 'node:fs';
+import * as fs from './fdfs.js';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';

@@ -5,14 +5,14 @@
  * caller's own Buffer address (pinned only during the call), so both paths are covered.
  */
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
+import * as fs from './fdfs.js';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { socketPair, type Fd, type Payload, type UnixSocket } from '../src/index.js';
 import { MESSAGE_TYPE } from './mode.js';
-import { expectNoFdLeak, gc, repoRoot, scaled } from './helpers.js';
+import { evalModuleCommand, expectNoFdLeak, gc, repoRoot, scaled } from './helpers.js';
 
 const SIZES = [1, 13, 200, 4095, 4096, 4097, 5000, 20_000, 65_536];
 const FILES = 3;
@@ -286,7 +286,7 @@ describe('GC pressure', () => {
       rmSync(dir, { recursive: true });
       process.stdout.write('ok');
     `;
-    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', code], {
+    const child = spawn(...evalModuleCommand(code, ['--expose-gc']), {
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

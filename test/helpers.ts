@@ -1,6 +1,6 @@
 /** Shared test helpers: fd accounting, GC pressure, fixture children. */
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { cpSync, existsSync, fstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, fstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from './fdfs.js';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,9 +15,29 @@ export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
 /** Running under Bun (bun test runs these files: docs/runtimes.md). */
 export const isBun = process.versions.bun !== undefined;
+/** Running under Deno (scripts/runner/run.mjs --deno runs these files: docs/runtimes.md). */
+export const isDeno = process.versions.deno !== undefined;
 // Bun's first spawnSync opens an epoll and an eventfd that stay for the life of the process:
 // opened here, before any test counts descriptors.
 if (isBun) spawnSync('true');
+// Deno 2.9 opens a Unix socket pair of its own (and a thread) about 500 ms after its event loop
+// starts, kept for the life of the process: waited for here (up to 1.5 s), before any test counts.
+if (isDeno) await denoOwnSocketPair();
+
+async function denoOwnSocketPair(): Promise<void> {
+  const sockets = () => readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
+    } catch {
+      return false;
+    }
+  });
+  const before = new Set(sockets());
+  for (let waited = 0; waited < 1500; waited += 25) {
+    if (sockets().filter((fd) => !before.has(fd)).length >= 2) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
 
 /**
  * This process's open descriptors (numbers), excluding the one readdir itself used and the ones
@@ -104,6 +124,28 @@ export function gc(): void {
   const g = (globalThis as { gc?: () => void }).gc;
   if (!g) throw new Error('tests must run with --expose-gc (see vitest.config.ts)');
   g();
+}
+
+/**
+ * The command line that runs TypeScript file `file` under this runtime, as a child that may not
+ * get this process's environment (systemd-socket-activate passes only what it is told to):
+ * `node --import tsx file` (Bun runs it as given); under Deno `deno run -A --sloppy-imports file`
+ * (what Deno makes of `--import tsx`, plus the '.js' to '.ts' resolution that scripts/runner/run.mjs
+ * otherwise turns on through DENO_COMPAT in the environment).
+ */
+export function tsCommand(file: string): string[] {
+  return isDeno ? [process.execPath, 'run', '-A', '--sloppy-imports', file] : [process.execPath, '--import', 'tsx', file];
+}
+
+/**
+ * The command line that runs ES module source `code` (imports, top-level await) under this
+ * runtime, with `nodeFlags` (--expose-gc…): `node [nodeFlags] --import tsx --input-type=module
+ * -e code`; under Deno `deno eval [--v8-flags=…] code` (Deno's translation of that node command
+ * line runs the code as a script, where an import statement is a SyntaxError).
+ */
+export function evalModuleCommand(code: string, nodeFlags: string[] = []): [string, string[]] {
+  if (!isDeno) return [process.execPath, [...nodeFlags, '--import', 'tsx', '--input-type=module', '-e', code]];
+  return [process.execPath, ['eval', ...(nodeFlags.length > 0 ? [`--v8-flags=${nodeFlags.join(',')}`] : []), code]];
 }
 
 export interface Fixture {
@@ -200,7 +242,7 @@ export function readableCopy(): string {
   if (readable !== undefined) return readable;
   const root = mkdtempSync(join(tmpdir(), 'fdpass-readable-'));
   process.on('exit', () => rmSync(root, { recursive: true, force: true }));
-  for (const entry of ['package.json', 'tsconfig.json', 'src', 'test/fixtures', 'examples/fixtures']) {
+  for (const entry of ['package.json', 'tsconfig.json', 'src', 'test/fixtures', 'test/fdfs.ts', 'examples/fixtures']) {
     cpSync(join(repoRoot, entry), join(root, entry), { recursive: true });
   }
   // The packages the loader and the library load, with everything they depend on that is installed.

@@ -4,7 +4,7 @@
  * a tsx child that runs into the kernel's limits (ETOOMANYREFS, EMFILE). The receiver must keep
  * its descriptor table flat, keep serving, and fail clearly — never hang.
  */
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from './fdfs.js';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

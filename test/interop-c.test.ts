@@ -4,7 +4,7 @@
  * directions, over stream (as in the book), seqpacket and framed socket pairs inherited as fd
  * 3 — 'framed' with write_frame/read_frame, a C implementation of the format in docs/platforms.md.
  */
-import { mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readSync, rmSync, writeFileSync } from './fdfs.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

@@ -5,7 +5,7 @@
  * fd 3, several fds and several KB per message; a Python server and a Python client on a socket
  * path; and a Python peer that sends what a careful receiver must survive.
  */
-import { mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readSync, rmSync, writeFileSync } from './fdfs.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

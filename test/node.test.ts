@@ -5,7 +5,7 @@
  */
 import { once } from 'node:events';
 import * as dgram from 'node:dgram';
-import { ReadStream, closeSync, createReadStream, createWriteStream, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { ReadStream, closeSync, createReadStream, createWriteStream, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync } from './fdfs.js';
 import { open as openFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as net from 'node:net';

@@ -1,12 +1,13 @@
 /** Linux pidfd: pidfd_open/getfd/send_signal, exit on the event loop, SO_PEERPIDFD, /proc reopen. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { constants as fsConstants, mkdtempSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { constants as fsConstants, mkdtempSync, readFileSync, readSync, rmSync, writeFileSync } from './fdfs.js';
+import * as nodeFs from 'node:fs';
 import { createServer, connect as netConnect, type AddressInfo } from 'node:net';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Fd, listen, socketPair, type FdPassError } from '../src/index.js';
+import { Fd, listen, pipe, socketPair, type FdPassError } from '../src/index.js';
 import { PidFd, explainError, listProcessFds, peerPidFdOf, reopenFromProc } from '../src/pidfd.js';
 import { C, check, sys } from '../src/libc.js';
 import { pidfdSyscalls } from '../src/platform/syscalls.js';
@@ -499,6 +500,31 @@ describe('reopenFromProc', () => {
           expect(buf.toString('utf8', 0, readSync(shared.fd, buf, 0, 6, null))).toBe('456789');
         } finally {
           await stop(victim);
+        }
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("closing what it returns leaves the runtime's node:fs alone: the next fs.openSync, likely given the same number, works", async () => {
+    // node:fs itself here, not ./fdfs.js: under Deno a descriptor its node:fs opened stays in its
+    // own table, and once something else closed it, Deno closed the next one opened under that
+    // number (reopenFromProc used fs.openSync).
+    const { path, dir } = tempFile('opened by node:fs');
+    try {
+      await expectNoFdLeak(() => {
+        const [r, w] = pipe();
+        const reopened = reopenFromProc(process.pid, r.fd);
+        reopened.close();
+        const fd = nodeFs.openSync(path, 'r');
+        try {
+          const buf = Buffer.alloc(32);
+          expect(buf.toString('utf8', 0, nodeFs.readSync(fd, buf, 0, buf.length, null))).toBe('opened by node:fs');
+        } finally {
+          nodeFs.closeSync(fd);
+          r.close();
+          w.close();
         }
       });
     } finally {

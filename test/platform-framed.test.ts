@@ -5,13 +5,13 @@
  * and maxFds, end of stream, hostile streams, a Python peer speaking the documented format, a
  * Node child, MSG_CTRUNC, GC pressure — and no fd leaks.
  */
-import * as fs from 'node:fs';
+import * as fs from './fdfs.js';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FRAME_HEADER_BYTES, encodeFrameHeader } from '../src/framing.js';
 import { adopt, Fd, pipe, socketPair, spawnWithSocket, type UnixSocket } from '../src/index.js';
-import { catchError, expectNoFdLeak, gc, rejection, repoRoot, requirePeer, sameFile, spawnFixture } from './helpers.js';
+import { catchError, evalModuleCommand, expectNoFdLeak, gc, rejection, repoRoot, requirePeer, sameFile, spawnFixture } from './helpers.js';
 
 let dir: string;
 let file: string;
@@ -392,7 +392,7 @@ socket.send_fds(s, [struct.pack('>BBHI', 0xFD, 1, 1, len(reply)) + reply], [r])
         }
         s.close();
       `;
-      const { child, socket } = spawnWithSocket(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { type: 'framed', cwd: repoRoot, stdio: ['ignore', 'inherit', 'inherit'] });
+      const { child, socket } = spawnWithSocket(...evalModuleCommand(code), { type: 'framed', cwd: repoRoot, stdio: ['ignore', 'inherit', 'inherit'] });
       const [r, w] = pipe();
       try {
         const sends: Promise<number>[] = [];

@@ -4,7 +4,7 @@
  * a SOCK_STREAM connection with the name "/dev/ptmx" — so that malformed senders can be tested
  * too. The real runc is tested in protocols-runc.test.ts.
  */
-import { mkdtempSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeSync } from './fdfs.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

@@ -3,7 +3,7 @@
  * worker (spawn and fork start methods) runs reduction.send_handle / recv_handle / sendfds /
  * recvfds on a Connection whose fd is one end of a socket pair whose other end Node holds.
  */
-import { mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readSync, rmSync, writeFileSync } from './fdfs.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

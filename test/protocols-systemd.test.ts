@@ -6,14 +6,14 @@
  * bytes, fds and credentials systemd's manager would get from notify().
  */
 import { once } from 'node:events';
-import { mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from './fdfs.js';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Fd, connect, pipe, socketPair } from '../src/index.js';
 import { listenFds, notify, notifyBarrier, removeStoredFds, storeFds } from '../src/protocols/systemd.js';
-import { expectNoFdLeak, requirePeer } from './helpers.js';
+import { expectNoFdLeak, requirePeer, tsCommand } from './helpers.js';
 import { CREDENTIAL_MESSAGES, notifyReceiver, seqpacketUnsupported } from './mode.js';
 import { Peers, fixture, readUntil, unlessPeerFails, type Peer } from './fixtures/interop-util.js';
 
@@ -30,7 +30,7 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const SERVICE = fixture('interop-systemd-activated.ts');
-const NODE_SERVICE = [process.execPath, '--import', 'tsx', SERVICE];
+const NODE_SERVICE = tsCommand(SERVICE);
 let serial = 0;
 const unique = (): string => `${process.pid}-${++serial}`;
 

@@ -5,7 +5,7 @@
  * wait, first in line), zero-length seqpacket messages and end of stream told apart, and no fd
  * leaked. The same tests run with FDPASS_CAPABILITIES=minimal, where batches use recvmsg.
  */
-import * as fs from 'node:fs';
+import * as fs from './fdfs.js';
 import koffi from 'koffi';
 import { describe, expect, it } from 'vitest';
 import { pipe, platform, socketPair, type Message, type UnixSocket } from '../src/index.js';

@@ -22,13 +22,14 @@ describe('scripts/runner/run.mjs', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'fdpass-runner-test-'));
     try {
       const report = path.join(dir, 'report.json');
-      const files = ['passing', 'failing', 'broken', 'empty', 'crash'].map((name) => `test/fixtures/runner/${name}.check.ts`);
+      const files = ['passing', 'failing', 'broken', 'empty', 'crash', 'unhandled'].map((name) => `test/fixtures/runner/${name}.check.ts`);
       const run = spawnSync(process.execPath, ['scripts/runner/run.mjs', '--workers', '2', '--json', report, ...files], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 });
       expect(run.status, run.stdout + run.stderr).toBe(1);
       const r = JSON.parse(readFileSync(report, 'utf8')) as Report;
-      expect({ passed: r.numPassedTests, failed: r.numFailedTests }).toEqual({ passed: 4, failed: 3 });
+      expect({ passed: r.numPassedTests, failed: r.numFailedTests }).toEqual({ passed: 6, failed: 3 });
       const byFile = Object.fromEntries(r.testResults.map((f) => [path.basename(f.name), f]));
       expect(byFile['passing.check.ts'].status).toBe('passed');
+      expect(byFile['unhandled.check.ts']).toMatchObject({ status: 'failed', assertionResults: [{ status: 'passed' }, { status: 'passed' }] });
       expect(byFile['passing.check.ts'].assertionResults.map((t) => t.status)).toEqual(['passed', 'passed', 'passed']);
       expect(byFile['failing.check.ts'].status).toBe('failed');
       expect(byFile['failing.check.ts'].assertionResults.map((t) => `${t.title}: ${t.status}`)).toEqual([
@@ -42,7 +43,8 @@ describe('scripts/runner/run.mjs', () => {
       expect(run.stdout).toContain('no-such-module');
       expect(run.stdout).toContain('No test suite found in file');
       expect(run.stdout).toContain("the file's process ended (code 3) without a report");
-      expect(run.stdout).toContain('Tests: 4 passed, 3 failed');
+      expect(run.stdout).toContain('unhandled error: nobody handles this');
+      expect(run.stdout).toContain('Tests: 6 passed, 3 failed');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -69,6 +71,34 @@ describe('scripts/runner/bun.mjs', () => {
       expect(byFile['failing.check.ts'].assertionResults.map((t) => t.status).sort()).toEqual(['failed', 'failed', 'failed', 'passed']);
       for (const name of ['broken.check.ts', 'empty.check.ts', 'crash.check.ts']) expect(byFile[name]).toMatchObject({ status: 'failed', assertionResults: [] });
       expect(run.stdout).toContain('Tests: 4 passed, 3 failed (and 3 files that failed without a failing test)');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// Set FDPASS_DENO (scripts/runtime.sh deno VERSION) to check run.mjs's --deno mode.
+const deno = process.env.FDPASS_DENO;
+describe('scripts/runner/run.mjs --deno', () => {
+  it.skipIf(!deno)('runs each file under Deno and counts as it does under Node', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fdpass-runner-test-'));
+    try {
+      const report = path.join(dir, 'report.json');
+      const files = ['passing', 'failing', 'broken', 'empty', 'crash', 'unhandled'].map((name) => `test/fixtures/runner/${name}.check.ts`);
+      const run = spawnSync(process.execPath, ['scripts/runner/run.mjs', '--deno', deno!, '--workers', '2', '--json', report, ...files], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 });
+      expect(run.status, run.stdout + run.stderr).toBe(1);
+      const r = JSON.parse(readFileSync(report, 'utf8')) as Report;
+      expect({ passed: r.numPassedTests, failed: r.numFailedTests }).toEqual({ passed: 6, failed: 3 });
+      const byFile = Object.fromEntries(r.testResults.map((f) => [path.basename(f.name), f]));
+      expect(byFile['passing.check.ts']).toMatchObject({ status: 'passed', assertionResults: [{ status: 'passed' }, { status: 'passed' }, { status: 'passed' }] });
+      expect(byFile['failing.check.ts'].assertionResults.map((t) => t.status)).toEqual(['passed', 'failed', 'failed', 'failed']);
+      expect(byFile['unhandled.check.ts']).toMatchObject({ status: 'failed', assertionResults: [{ status: 'passed' }, { status: 'passed' }] });
+      for (const name of ['broken.check.ts', 'empty.check.ts', 'crash.check.ts']) expect(byFile[name]).toMatchObject({ status: 'failed', assertionResults: [] });
+      expect(run.stdout).toContain('Test timed out in 300ms');
+      expect(run.stdout).toContain('no-such-module');
+      expect(run.stdout).toContain("the file's process ended (code 3) without a report");
+      expect(run.stdout).toContain('unhandled error: nobody handles this');
+      expect(run.stdout).toContain('Tests: 6 passed, 3 failed');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -6,7 +6,7 @@
  * and no descriptor left behind. They run in the fallback mode (one sendmsg per send) and under
  * emulation (ILP32 mmsghdr) too; test/vector-syscalls.test.ts proves sendmmsg is the call.
  */
-import * as fs from 'node:fs';
+import * as fs from './fdfs.js';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';

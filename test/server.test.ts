@@ -1,6 +1,6 @@
 /** listen / connect / accept, in one process (python3 only to leave a stale socket file behind). */
 import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
+import * as fs from './fdfs.js';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

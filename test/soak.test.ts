@@ -2,7 +2,7 @@
  * Soak and load: a shortened run of bench/soak.ts (the same `soak()` function), and 1,000
  * connections on one UnixServer, each passing fds both ways at once, checked in order per socket.
  */
-import { mkdtempSync, openSync, closeSync, fstatSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, fstatSync, rmSync, statSync, writeFileSync } from './fdfs.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

@@ -1,7 +1,7 @@
 /** UnixSocket behaviour, in one process: socketPair, send/recv (sync and async), fds, errors. */
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import * as fs from 'node:fs';
+import * as fs from './fdfs.js';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adopt, connectSync, Fd, FdPassError, listen, pipe, platform, socketPair, UnixSocket, type Message, type SocketType } from '../src/index.js';
-import { catchError, expectNoFdLeak, fdCount, fillQueue, rejection, repoRoot, sameFile, scaled, spawnFixture, tcpConnection } from './helpers.js';
+import { catchError, evalModuleCommand, expectNoFdLeak, fdCount, fillQueue, rejection, repoRoot, sameFile, scaled, spawnFixture, tcpConnection } from './helpers.js';
 import { MESSAGE_TYPE, MINIMAL } from './mode.js';
 
 /** Every type this platform has: its message type ('seqpacket', or 'framed' without SEQPACKET), 'framed' always. */
@@ -1022,7 +1022,7 @@ describe('errors', () => {
       }
       writeSync(1, 'survived\\n');
     `;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(...evalModuleCommand(code), { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

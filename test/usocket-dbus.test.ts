@@ -3,7 +3,7 @@
  * side (examples/fixtures/dbus-wire.ts: SASL EXTERNAL + NEGOTIATE_UNIX_FD, Hello, method calls
  * with 'h') and python3-dbus (libdbus) on the other: fds go JS → daemon → Python and back.
  */
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from './fdfs.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /** fdpass in a worker thread: its own koffi calls, msghdr buffers and uv_poll on the worker's loop. */
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from './fdfs.js';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';

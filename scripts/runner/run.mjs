@@ -4,19 +4,26 @@
 // pool does (the tests count /proc/self/fd, and call gc()), on vitest's own runner and matchers
 // (@vitest/runner, @vitest/expect) with TypeScript through tsx.
 //
-//   node scripts/runner/run.mjs [--workers N] [--json REPORT] FILE...
+//   node scripts/runner/run.mjs [--deno DENO] [--workers N] [--json REPORT] FILE...
+//
+// --deno DENO runs each file's process under that Deno binary instead (docs/runtimes.md, "The
+// test suite under Deno"): `deno run -A` of this script, TypeScript run by Deno itself, 'vitest'
+// mapped to the stand-in by deno-imports.json, DENO_COMPAT=1 (Node-style resolution of '.js'
+// imports to '.ts' files, also for the fixtures the tests start), V8's gc() exposed.
 //
 // Prints each test as it ends and "Tests: N passed, M failed"; REPORT gets the counts in the
 // shape of vitest's JSON reporter (numPassedTests, numFailedTests, testResults[].status…).
 // Exit status 1 when anything failed. Timeouts are vitest.config.ts's: 30 s, scaled().
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { runEach } from './pool.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
+/** A whole file under Deno: far above the slowest file's time, for a hang that no test timeout catches. */
+const FILE_TIMEOUT_MS = 5 * 60_000;
 const args = process.argv.slice(2);
 
 if (args[0] === '--file') await runFile(args[1], args[2]);
@@ -24,6 +31,15 @@ else await main(args);
 
 /** In a test file's own process: run it, write what happened to `out` as JSON. */
 async function runFile(file, out) {
+  // Opened before any test runs: Deno's node:fs keeps its own table of the descriptors it opened,
+  // and a test that closes one of them through libc (fdpass owning it) makes a later open that
+  // reuses the number fail (docs/runtimes.md).
+  const report = openSync(out, 'w');
+  // What vitest reports as unhandled errors: they fail the file, and the other tests still run
+  // (Deno, like Node without vitest, would end the process at the first).
+  const unhandled = [];
+  process.on('unhandledRejection', (e) => { unhandled.push(e); });
+  process.on('uncaughtException', (e) => { unhandled.push(e); });
   const { startTests } = await import('@vitest/runner');
   const { scaled } = await import(pathToFileURL(join(root, 'test/emulation.ts')).href);
   const config = {
@@ -47,7 +63,9 @@ async function runFile(file, out) {
     for (const child of task.tasks ?? []) walk(child);
   };
   walk(result);
-  writeFileSync(out, JSON.stringify({ tests, errors: errorsOf(result) }));
+  const errors = [...errorsOf(result), ...errorsOf({ result: { errors: unhandled } }).map((e) => `unhandled error: ${e}`)];
+  writeSync(report, JSON.stringify({ tests, errors }));
+  closeSync(report);
   // Like vitest's forks pool: the file's process ends when its tests do, handles or not.
   process.exit(0);
 }
@@ -59,23 +77,26 @@ function nameOf(task) {
 
 function errorsOf(task) {
   // The message first: a timeout's stack starts with the runner's placeholder ("STACK_TRACE_ERROR").
-  return (task.result?.errors ?? []).map((e) => [e.message ?? String(e), ...(e.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l))].join('\n'));
+  // Deno colours the file positions in its stacks: plain text here.
+  return (task.result?.errors ?? []).map((e) => [e.message ?? String(e), ...(e.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l))].join('\n').replace(/\x1b\[[0-9;]*m/g, ''));
 }
 
 /** The parent: files in child processes, `workers` at a time; the summary and the report. */
 async function main(argv) {
   let workers = 1;
   let json;
+  let deno;
   const files = [];
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--workers') workers = Number(argv[++i]);
     else if (argv[i] === '--json') json = argv[++i];
+    else if (argv[i] === '--deno') deno = argv[++i];
     else files.push(argv[i]);
   }
-  if (files.length === 0) throw new Error('usage: run.mjs [--workers N] [--json REPORT] FILE...');
+  if (files.length === 0 || !(workers >= 1) || deno === '') throw new Error('usage: run.mjs [--deno DENO] [--workers N] [--json REPORT] FILE...');
   const scratch = mkdtempSync(join(tmpdir(), 'fdpass-runner-'));
   const started = Date.now();
-  const results = await runEach(files, workers, (file, index) => runChild(file, join(scratch, `${index}.json`)));
+  const results = await runEach(files, workers, (file, index) => runChild(file, join(scratch, `${index}.json`), deno));
   rmSync(scratch, { recursive: true, force: true });
   let passed = 0;
   let failed = 0;
@@ -102,15 +123,28 @@ async function main(argv) {
   process.exitCode = failed || brokenFiles ? 1 : 0;
 }
 
-/** One file in its own process (vitest.config.ts's execArgv: --expose-gc). */
-function runChild(file, out) {
+/**
+ * One file in its own process (vitest.config.ts's execArgv: --expose-gc), on Node or on `deno`.
+ * Under Deno, a file that runs past FILE_TIMEOUT_MS (a hang no test timeout catches) is killed.
+ */
+function runChild(file, out, deno) {
   const started = Date.now();
+  const self = fileURLToPath(import.meta.url);
+  const [command, args, env] = deno
+    ? [deno, ['run', '-A', '--v8-flags=--expose-gc', '--import-map', fileURLToPath(new URL('./deno-imports.json', import.meta.url)), self, '--file', file, out], { ...process.env, DENO_COMPAT: '1', DENO_NO_UPDATE_CHECK: '1' }]
+    : [process.execPath, ['--expose-gc', '--import', 'tsx', '--import', new URL('./register.mjs', import.meta.url).href, self, '--file', file, out], process.env];
   return new Promise((done) => {
-    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', '--import', new URL('./register.mjs', import.meta.url).href, fileURLToPath(import.meta.url), '--file', file, out], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (d) => { output += d; });
     child.stderr.on('data', (d) => { output += d; });
-    child.on('close', (code) => {
+    const guard = deno && setTimeout(() => {
+      output += `\n(killed: the file ran longer than ${FILE_TIMEOUT_MS / 60_000} minutes)\n`;
+      child.kill('SIGKILL');
+    }, FILE_TIMEOUT_MS);
+    child.on('close', (code, signal) => {
+      clearTimeout(guard);
+      code ??= signal;
       let report;
       try {
         report = JSON.parse(readFileSync(out, 'utf8'));

@@ -11,7 +11,7 @@
  * - `listenNotify()`: the receiving side, for supervisors written in Node (and for tests):
  *   what systemd's manager reads, with the sender's pid/uid/gid from SCM_CREDENTIALS.
  */
-import { chmodSync, fstatSync, lstatSync, readSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { once } from 'node:events';
 import * as net from 'node:net';
 import { resolve as resolvePath } from 'node:path';
@@ -19,10 +19,11 @@ import { encodeUnixAddress } from '../address.js';
 import { FdPassError, abortError, invalidArgType, invalidArgValue, outOfRange } from '../errors.js';
 import { Fd, pipe, type FdDescription } from '../fd.js';
 import { createSocket } from '../create.js';
-import { C, CAPS, CREDENTIALS, E, ETIMEDOUT, L, check, closeQuietly, fcntlInt, sys, unsupported } from '../libc.js';
+import { C, CAPS, CREDENTIALS, E, EAGAIN, EINTR, ETIMEDOUT, L, check, closeQuietly, fcntlInt, lastErrno, sys, unsupported } from '../libc.js';
 import type { FdLike } from '../fdlike.js';
 import { describeKind, toNetServer } from '../node.js';
 import { PidFd } from '../pidfd.js';
+import { fdInode } from '../stat.js';
 import { Watcher } from '../poll.js';
 import { integerOption, timeoutOption, toFdNumbers, type SignalOptions } from '../args.js';
 import { adopt, connect } from '../connect.js';
@@ -70,7 +71,7 @@ function ownPidfdId(): bigint | undefined {
     return undefined;
   }
   try {
-    return fstatSync(pidfd.fd, { bigint: true }).ino;
+    return fdInode(pidfd.fd);
   } finally {
     pidfd.close();
   }
@@ -338,12 +339,13 @@ function waitForEof(fd: number, timeoutMs: number, signal: AbortSignal | undefin
     /** True at EOF; data (nobody should write any) is read and ignored. */
     const drained = (): boolean => {
       for (;;) {
-        try {
-          if (readSync(fd, scratch, 0, scratch.length, null) === 0) return true;
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return false;
-          throw err;
-        }
+        // libc's read, not node:fs's: Deno's node:fs refuses descriptors it did not open.
+        const n = sys.read(fd, scratch, scratch.length) as number;
+        if (n === 0) return true;
+        if (n > 0) continue;
+        const errno = lastErrno();
+        if (errno === EAGAIN) return false;
+        if (errno !== EINTR) throw FdPassError.fromErrno('read', errno);
       }
     };
     try {
