@@ -57,6 +57,7 @@ export const sys = {
   getsockname: lib.func('int getsockname(int fd, void *addr, void *addrlen)'),
   fchmod: lib.func('int fchmod(int fd, uint32_t mode)'),
   read: lib.func('intptr_t read(int fd, void *buf, uintptr_t count)'),
+  write: lib.func('intptr_t write(int fd, void *buf, uintptr_t count)'),
   // Variadic in C (the mode); always given, so that O_CREAT has one.
   open: lib.func('int open(const char *path, int flags, ...)'),
   pipe: lib.func('int pipe(void *fds)'),

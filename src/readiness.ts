@@ -18,7 +18,7 @@
  */
 import { FdPassError } from './errors.js';
 import { Fd, pipe } from './fd.js';
-import { C, E, L, fcntlInt, koffi, lib, sys } from './libc.js';
+import { C, E, L, fcntlInt, koffi, sys } from './libc.js';
 
 export interface ReadinessSink {
   /** Called on the JS thread when the descriptor may be readable/writable. */
@@ -250,8 +250,7 @@ const UNREF_TICK_MS = 10;
 
 function threadBackend(): Backend {
   const poll = sys.poll as unknown as AsyncPoll;
-  const read = lib.func('intptr_t read(int fd, void *buf, uintptr_t count)');
-  const write = lib.func('intptr_t write(int fd, void *buf, uintptr_t count)');
+  const { read, write } = sys;
   const entries = new Set<ThreadEntry>();
   // The wake-up pipe: a byte written to it makes the poll in flight return, to pick up changes.
   // It exists only while a poll may be in flight, so an idle thread (or an exiting worker) holds
