@@ -14,6 +14,29 @@ import { SEND_VECTOR_SLOTS } from '../src/send-vector.js';
 import { repoRoot, requirePeer } from './helpers.js';
 import { MINIMAL } from './mode.js';
 
+/**
+ * strace -f splits a call that another thread interrupts: "12 recvmmsg(22, [...] <unfinished ...>"
+ * then "12 <... recvmmsg resumed>...) = 32". Each pair becomes the one line it would have been.
+ */
+function joinResumed(lines: string[]): string[] {
+  const unfinished = new Map<string, string>();
+  const out: string[] = [];
+  for (const line of lines) {
+    const start = /^(\d+)\s+(.*) <unfinished \.\.\.>$/.exec(line);
+    if (start) {
+      unfinished.set(start[1], line.slice(0, line.length - ' <unfinished ...>'.length));
+      continue;
+    }
+    const resumed = /^(\d+)\s+<\.\.\. \w+ resumed>(.*)$/.exec(line);
+    const head = resumed && unfinished.get(resumed[1]);
+    if (resumed && head !== undefined) {
+      unfinished.delete(resumed[1]);
+      out.push(head + resumed[2]);
+    } else out.push(line);
+  }
+  return out;
+}
+
 describe('messages on the wire', () => {
   it(MINIMAL ? 'the fallback mode sends each queued message with its own sendmsg, closes each duplicate with close, and receives batches with recvmsg' : 'on a SEQPACKET socket queued sends go out through sendmmsg (their duplicates closed by close_range) and batches come in through recvmmsg, many per call', () => {
     requirePeer('strace');
@@ -31,7 +54,7 @@ describe('messages on the wire', () => {
       const report = JSON.parse(run.stdout.trim().split('\n').pop()!) as { filled: number; queued: number; received: number; socketFd: number; receiverFd: number; fileFd: number; batches: number };
       expect(report.received).toBe(report.filled + queued);
       // "1234  sendmmsg(21, [...], 64, MSG_DONTWAIT|MSG_NOSIGNAL) = 64": the calls on the sending socket.
-      const lines = readFileSync(trace, 'utf8').split('\n');
+      const lines = joinResumed(readFileSync(trace, 'utf8').split('\n'));
       const calls = lines.filter((l) => new RegExp(`\\b(sendmsg|sendmmsg)\\(${report.socketFd},`).test(l));
       // "1234  recvmmsg(22, [...], 64, MSG_DONTWAIT|MSG_CMSG_CLOEXEC, NULL) = 64": the receiving socket's calls that got
       // messages. 32-bit glibc (ia32) makes recvmmsg the recvmmsg_time64 call (64-bit time_t).
