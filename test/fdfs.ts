@@ -17,7 +17,8 @@
 import * as fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import koffi from 'koffi';
-import { lib } from '../src/libc.js';
+import { C, lib } from '../src/libc.js';
+import { openFlags } from '../src/pidfd.js';
 
 export * from 'node:fs';
 
@@ -25,22 +26,6 @@ const deno = process.versions.deno !== undefined;
 
 type Flags = string | number;
 
-const c = fs.constants;
-const FLAGS: Record<string, number> = {
-  r: c.O_RDONLY,
-  rs: c.O_RDONLY | c.O_SYNC,
-  'r+': c.O_RDWR,
-  'rs+': c.O_RDWR | c.O_SYNC,
-  w: c.O_TRUNC | c.O_CREAT | c.O_WRONLY,
-  wx: c.O_TRUNC | c.O_CREAT | c.O_WRONLY | c.O_EXCL,
-  'w+': c.O_TRUNC | c.O_CREAT | c.O_RDWR,
-  'wx+': c.O_TRUNC | c.O_CREAT | c.O_RDWR | c.O_EXCL,
-  a: c.O_APPEND | c.O_CREAT | c.O_WRONLY,
-  ax: c.O_APPEND | c.O_CREAT | c.O_WRONLY | c.O_EXCL,
-  'a+': c.O_APPEND | c.O_CREAT | c.O_RDWR,
-  'ax+': c.O_APPEND | c.O_CREAT | c.O_RDWR | c.O_EXCL,
-};
-const O_CLOEXEC = 0o2000000; // Linux (all architectures the suite runs on)
 const F_GETFD = 1;
 
 const libc = deno
@@ -73,10 +58,9 @@ function view(buffer: NodeJS.ArrayBufferView, offset = 0, length = buffer.byteLe
 }
 
 function denoOpen(path: fs.PathLike, flags: Flags = 'r', mode: fs.Mode = 0o666): number {
-  const bits = typeof flags === 'number' ? flags : FLAGS[flags];
-  if (bits === undefined) throw new TypeError(`fdfs.openSync: unknown flags ${flags}`);
+  const bits = typeof flags === 'number' ? flags : openFlags(flags);
   const p = String(path);
-  return check(libc!.open(p, bits | O_CLOEXEC, typeof mode === 'string' ? parseInt(mode, 8) : mode), 'open', p);
+  return check(libc!.open(p, bits | C.O_CLOEXEC, typeof mode === 'string' ? parseInt(mode, 8) : mode), 'open', p);
 }
 
 function denoClose(fd: number): void {

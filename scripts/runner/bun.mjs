@@ -48,7 +48,8 @@ for (const r of results) {
   skipped += r.skipped;
 }
 const brokenFiles = results.filter((r) => r.broken).length;
-console.log(`\n Test Files: ${results.length - results.filter((r) => r.broken || r.failed > 0).length} passed, ${results.filter((r) => r.broken || r.failed > 0).length} failed`);
+const failedFiles = results.filter((r) => r.broken || r.failed > 0).length;
+console.log(`\n Test Files: ${results.length - failedFiles} passed, ${failedFiles} failed`);
 console.log(`      Tests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}${brokenFiles ? ` (and ${brokenFiles} files that failed without a failing test)` : ''}`);
 if (json) {
   writeFileSync(json, JSON.stringify({
