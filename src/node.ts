@@ -41,7 +41,7 @@ const AF_UNSPEC = 0;
  */
 const onBun = process.versions.bun !== undefined;
 
-type BunSocketOptions = { readable: boolean; writable: boolean; allowHalfOpen?: boolean; readableHighWaterMark?: number };
+type BunSocketOptions = { readable: boolean; writable: boolean; allowHalfOpen?: boolean; readableHighWaterMark?: number; writableHighWaterMark?: number };
 
 /** A net.Socket over connected socket `fd`, the way Bun adopts one. */
 function bunNetSocket(fd: number, options: BunSocketOptions): net.Socket {
@@ -434,8 +434,9 @@ export function toReadStream(fd: FdInput, options: ToStreamOptions = {}): fs.Rea
 /**
  * A Writable for a file, memfd, device, pipe, FIFO, terminal or connected stream socket:
  * `fs.WriteStream` for files and devices (writes at the current offset, or at the end with
- * O_APPEND), a write-only `net.Socket` for pipes, FIFOs and sockets, `tty.WriteStream` for a
- * terminal. The stream owns the descriptor and closes it when done.
+ * O_APPEND), a write-only `net.Socket` for pipes, FIFOs and sockets (on Bun an `fs.WriteStream`
+ * for pipes and FIFOs), `tty.WriteStream` for a terminal. The stream owns the descriptor and
+ * closes it when done.
  */
 export function toWriteStream(fd: FdInput, options: Pick<ToStreamOptions, 'highWaterMark'> = {}): fs.WriteStream | net.Socket {
   integerOption(options.highWaterMark, 'options.highWaterMark', 0, 0x7fffffff, 0);
@@ -443,6 +444,9 @@ export function toWriteStream(fd: FdInput, options: Pick<ToStreamOptions, 'highW
   return adoptInto(fd, () => {
     if (kind === 'file') return fs.createWriteStream('', { fd: n, highWaterMark: options.highWaterMark });
     if (kind === 'tty') return new tty.WriteStream(n);
+    // Bun: its net.Socket({ fd }) writes a pipe or socket synchronously, blocking the thread
+    // while the reader is slow (forever, if the reader is this process).
+    if (onBun) return kind === 'pipe' ? fs.createWriteStream('', { fd: n, highWaterMark: options.highWaterMark }) : bunNetSocket(n, { readable: false, writable: true, writableHighWaterMark: options.highWaterMark });
     return new net.Socket({ fd: n, readable: false, writable: true, writableHighWaterMark: options.highWaterMark } as net.SocketConstructorOpts);
   });
 }

@@ -3,9 +3,10 @@
  * toWriteStream check what a descriptor is before Node sees it, and send(..., { close: true })
  * hands the sender's own object off.
  */
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import * as dgram from 'node:dgram';
-import { ReadStream, closeSync, createReadStream, createWriteStream, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync } from './fdfs.js';
+import { ReadStream, WriteStream, closeSync, createReadStream, createWriteStream, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync } from './fdfs.js';
 import { open as openFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -296,11 +297,36 @@ describe('toReadStream / toWriteStream', () => {
       const stream = toReadStream(r);
       expect(stream).toBeInstanceOf(process.versions.bun ? ReadStream : net.Socket);
       const writer = toWriteStream(w);
-      expect(writer).toBeInstanceOf(net.Socket);
+      expect(writer).toBeInstanceOf(process.versions.bun ? WriteStream : net.Socket);
       const closed = once(stream, 'close');
       writer.end('through the pipe');
       expect(await readAll(stream)).toBe('through the pipe');
       await closed;
+    });
+  });
+
+  // Bun's own net.Socket({ fd }) wrote pipes and sockets synchronously: a slow reader stopped
+  // this thread in write(2) (and a reader in this same process never got to read).
+  it.each(['pipe', 'socket'] as const)('writes to a %s that is not read yet without blocking the event loop', async (kind) => {
+    await expectNoFdLeak(async () => {
+      const [r, w] = kind === 'pipe' ? pipe() : socketPair('stream').map((s) => new Fd(s.release()));
+      // The reader waits for "go" on its stdin (at most 10 s), then reads everything.
+      const reader = spawn('sh', ['-c', 'if timeout 10 head -n 1 >/dev/null; then echo go; else echo late; fi; wc -c <&3'], { stdio: ['pipe', 'pipe', 'inherit', r.fd] });
+      r.close();
+      let out = '';
+      reader.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+      const readerDone = once(reader, 'close');
+      const writer = toWriteStream(w);
+      const total = 4 << 20; // far more than a pipe or socket buffer holds
+      const chunk = Buffer.alloc(64 << 10, 0x61);
+      for (let i = 0; i < total / chunk.length; i++) writer.write(chunk);
+      writer.end();
+      // Reached only once the writes above returned: the reader is told to start now.
+      await new Promise((resolve) => setImmediate(resolve));
+      reader.stdin!.end('go\n');
+      await once(writer, 'close');
+      await readerDone;
+      expect(out.trim().split(/\s+/)).toEqual(['go', String(total)]);
     });
   });
 
@@ -346,9 +372,10 @@ describe('a wrong kind never reaches Node', () => {
       'file-wronly': [W, W, W, W, 'ok WriteStream'],
       directory: [W, W, W, W, W],
       devnull: [W, W, W, 'ok ReadStream', 'ok WriteStream'],
-      // Bun reads a pipe through its fs stream (its net.Socket cannot adopt a pipe for reading).
+      // Bun reads and writes a pipe through its fs streams (its net.Socket cannot adopt a pipe
+      // for reading, and writes one synchronously).
       'pipe-read': [W, W, W, process.versions.bun ? 'ok ReadStream' : 'ok Socket', W],
-      'pipe-write': [W, W, W, W, 'ok Socket'],
+      'pipe-write': [W, W, W, W, process.versions.bun ? 'ok WriteStream' : 'ok Socket'],
       eventfd: [W, W, W, W, W],
       memfd: [W, W, W, 'ok ReadStream', 'ok WriteStream'],
       udp4: [W, W, 'ok Socket', W, W],
