@@ -24,6 +24,10 @@ const tsxBin = join(repoRoot, 'node_modules/.bin/tsx');
 const tsxCli = join(repoRoot, 'node_modules/tsx/dist/cli.mjs');
 const stdio = ['ignore', 'pipe', 'inherit'] as const;
 
+/**
+ * What the child prints, once it closed. Call it before any other await: Bun may emit 'close'
+ * while nothing reads the child's stdout, and a listener added after that would wait forever.
+ */
 async function output(child: ChildProcess): Promise<Record<string, unknown>> {
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -57,8 +61,9 @@ describe('spawnWithSocket with a tsx or npx launcher', () => {
         const i = child.spawnargs.indexOf('--import');
         expect(child.spawnargs[i + 1]).toMatch(/^file:\/\/.*\/tsx\/dist\/loader\.mjs$/);
         expect(child.spawnargs.slice(i + 2)).toEqual([fixture]);
+        const printed = output(child);
         expect(await greeting(socket)).toBe('hello from the child');
-        expect(await output(child)).toEqual({ ok: true, type: MESSAGE_TYPE });
+        expect(await printed).toEqual({ ok: true, type: MESSAGE_TYPE });
         socket.close();
       });
     });
@@ -88,8 +93,9 @@ describe('spawnWithSocket with a tsx or npx launcher', () => {
       const { child, socket } = spawnWithSocket(process.execPath, ['--import', 'tsx', fixture], { cwd: repoRoot, stdio: [...stdio] });
       running.add(child);
       expect(child.spawnargs.slice(1)).toEqual(['--import', 'tsx', fixture]);
+      const printed = output(child);
       expect(await greeting(socket)).toBe('hello from the child');
-      await output(child);
+      await printed;
       socket.close();
     });
   });

@@ -365,6 +365,8 @@ os.close(w)
 socket.send_fds(s, [struct.pack('>BBHI', 0xFD, 1, 1, len(reply)) + reply], [r])
 `;
       const { child, socket } = spawnWithSocket('python3', ['-c', script], { type: 'framed', stdio: ['ignore', 'inherit', 'inherit'] });
+      // Listening from the start: the child may exit while this test still awaits its reply.
+      const exited = new Promise((resolve) => child.on('exit', resolve));
       const fd = fs.openSync(file, 'r');
       try {
         await socket.send('the request', [fd]);
@@ -372,7 +374,7 @@ socket.send_fds(s, [struct.pack('>BBHI', 0xFD, 1, 1, len(reply)) + reply], [r])
         expect(m.data.toString()).toBe('python read contents from the request');
         expect(fs.readFileSync(m.fds[0].fd, 'utf8')).toBe('through a pipe');
         m.fds[0].close();
-        const code = await new Promise((resolve) => child.on('exit', resolve));
+        const code = await exited;
         expect(code).toBe(0);
       } finally {
         fs.closeSync(fd);
@@ -406,7 +408,8 @@ socket.send_fds(s, [struct.pack('>BBHI', 0xFD, 1, 1, len(reply)) + reply], [r])
         await Promise.all(sends);
         socket.shutdown('write');
         expect(await socket.recv()).toBeNull();
-        expect(await new Promise((resolve) => child.on('exit', resolve))).toBe(0);
+        // The child may have exited (and 'exit' been emitted) while the recv above waited.
+        expect(child.exitCode ?? (await new Promise((resolve) => child.on('exit', resolve)))).toBe(0);
       } finally {
         r.close();
         w.close();
