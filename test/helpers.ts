@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import type { UnixSocket } from '../src/index.js';
 import { readinessDescriptors } from '../src/readiness.js';
+import { denoOwnSocketPair } from './fixtures/child-util.js';
 
 export { emulatedArch, emulationLimit, scaled } from './emulation.js';
 
@@ -21,23 +22,8 @@ export const isDeno = process.versions.deno !== undefined;
 // opened here, before any test counts descriptors.
 if (isBun) spawnSync('true');
 // Deno 2.9 opens a Unix socket pair of its own (and a thread) about 500 ms after its event loop
-// starts, kept for the life of the process: waited for here (up to 1.5 s), before any test counts.
-if (isDeno) await denoOwnSocketPair();
-
-async function denoOwnSocketPair(): Promise<void> {
-  const sockets = () => readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
-    } catch {
-      return false;
-    }
-  });
-  const before = new Set(sockets());
-  for (let waited = 0; waited < 1500; waited += 25) {
-    if (sockets().filter((fd) => !before.has(fd)).length >= 2) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+// starts, kept for the life of the process: waited for here, before any test counts.
+await denoOwnSocketPair();
 
 /**
  * This process's open descriptors (numbers), excluding the one readdir itself used and the ones
