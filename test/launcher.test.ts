@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { socketPair, spawnWithSocket, type UnixSocket } from '../src/index.js';
-import { catchError, expectNoFdLeak, repoRoot, requirePeer, tsCommand } from './helpers.js';
+import { catchError, denoLimit, expectNoFdLeak, repoRoot, requirePeer, tsCommand } from './helpers.js';
 import { MESSAGE_TYPE } from './mode.js';
 
 const running = new Set<ChildProcess>();
@@ -49,6 +49,7 @@ describe('spawnWithSocket with a tsx or npx launcher', () => {
   ];
   for (const [label, command, args, env] of launchers) {
     it(`${label}: runs node with tsx's loader instead, so the child gets the socket`, async () => {
+      if (await denoLimit('command-line')) return;
       requirePeer('npx');
       await expectNoFdLeak(async () => {
         const { child, socket } = spawnWithSocket(command, args, { cwd: repoRoot, stdio: [...stdio], env });
@@ -84,6 +85,7 @@ describe('spawnWithSocket with a tsx or npx launcher', () => {
   }
 
   it('leaves `node --import tsx file.ts` as it is', async () => {
+    if (await denoLimit('command-line')) return;
     await expectNoFdLeak(async () => {
       const { child, socket } = spawnWithSocket(process.execPath, ['--import', 'tsx', fixture], { cwd: repoRoot, stdio: [...stdio] });
       running.add(child);
