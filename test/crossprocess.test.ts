@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Fd, listen, socketPair, adopt, type FdLike, type UnixSocket } from '../src/index.js';
-import { expectNoFdLeak, requirePeer, spawnFixture, type Fixture, scaled } from './helpers.js';
+import { denoLimit, expectNoFdLeak, requirePeer, spawnFixture, type Fixture, scaled } from './helpers.js';
 import { MESSAGE_KERNEL_TYPE, MESSAGE_TYPE, MINIMAL, PEER_MESSAGE_TYPE, SOCKET_TYPE_ENV, kernelStream } from './mode.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -138,6 +138,7 @@ async function fdsFromPython(): Promise<PythonFds> {
 describe('passing every kind of descriptor to a child process', () => {
   for (const grouping of ['separate messages', 'one message'] as const) {
     it(`file, pipe, TCP connection, TCP listener, Unix socket, memfd and eventfd — ${grouping}`, async () => {
+      if (await denoLimit('net-no-fd')) return;
       await expectNoFdLeak(async () => {
         const py = await fdsFromPython();
 

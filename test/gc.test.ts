@@ -245,11 +245,14 @@ describe('GC pressure', () => {
 
   it('under --stress-compaction (every GC moves objects): sync and async loops stay correct', async () => {
     const indexUrl = pathToFileURL(path.join(repoRoot, 'src/index.ts')).href;
+    // test/fdfs.ts: node:fs itself on Node and Bun, libc under Deno (whose node:fs refuses the
+    // received descriptors).
+    const fdfsUrl = pathToFileURL(path.join(repoRoot, 'test/fdfs.ts')).href;
     const code = `
-      import { openSync, readSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
       import { join } from 'node:path';
       import { tmpdir } from 'node:os';
       import { setFlagsFromString } from 'node:v8';
+      const { openSync, readSync, writeFileSync, mkdtempSync, rmSync } = await import(${JSON.stringify(fdfsUrl)});
       const { socketPair } = await import(${JSON.stringify(indexUrl)});
       // From here on every GC compacts (set at run time so module loading stays fast).
       setFlagsFromString('--stress-compaction');

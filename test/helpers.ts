@@ -1,13 +1,19 @@
 /** Shared test helpers: fd accounting, GC pressure, fixture children. */
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
+import * as dgram from 'node:dgram';
+import { once } from 'node:events';
+import * as nodeFs from 'node:fs';
 import { cpSync, existsSync, fstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from './fdfs.js';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { expect } from 'vitest';
-import type { UnixSocket } from '../src/index.js';
+import { socketPair, type UnixSocket } from '../src/index.js';
+import { fdOf } from '../src/fdlike.js';
 import { readinessDescriptors } from '../src/readiness.js';
+import { denoOwnSocketPair } from './fixtures/child-util.js';
 
 export { emulatedArch, emulationLimit, scaled } from './emulation.js';
 
@@ -21,23 +27,8 @@ export const isDeno = process.versions.deno !== undefined;
 // opened here, before any test counts descriptors.
 if (isBun) spawnSync('true');
 // Deno 2.9 opens a Unix socket pair of its own (and a thread) about 500 ms after its event loop
-// starts, kept for the life of the process: waited for here (up to 1.5 s), before any test counts.
-if (isDeno) await denoOwnSocketPair();
-
-async function denoOwnSocketPair(): Promise<void> {
-  const sockets = () => readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
-    } catch {
-      return false;
-    }
-  });
-  const before = new Set(sockets());
-  for (let waited = 0; waited < 1500; waited += 25) {
-    if (sockets().filter((fd) => !before.has(fd)).length >= 2) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+// starts, kept for the life of the process: waited for here, before any test counts.
+await denoOwnSocketPair();
 
 /**
  * This process's open descriptors (numbers), excluding the one readdir itself used and the ones
@@ -275,4 +266,84 @@ export function fillQueue(sock: UnixSocket): number {
     }
   }
   throw new Error('the queue never filled');
+}
+
+/**
+ * What Deno (2.9) does not have that some tests check, each with its proof: code that shows the
+ * limit still holds and throws once Deno lifts it. Used through `denoLimit`.
+ */
+const denoLimits = {
+  'net-no-fd': {
+    reason: "Deno's net.Socket, net.Server and dgram.Socket expose no descriptor (fdpass refuses them with ERR_INVALID_ARG_TYPE)",
+    async proof(): Promise<void> {
+      const { server, client, accepted } = await tcpConnection();
+      const udp = dgram.createSocket('udp4');
+      await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+      try {
+        for (const [name, obj] of Object.entries({ server, client, accepted, udp })) {
+          expect(catchError(() => fdOf(obj)).code, `fdOf(${name})`).toBe('ERR_INVALID_ARG_TYPE');
+        }
+      } finally {
+        client.destroy();
+        accepted.destroy();
+        udp.close();
+        await new Promise((r) => server.close(r));
+      }
+    },
+  },
+  'fs-foreign-fd': {
+    reason: "Deno's node:fs refuses descriptors it did not open (EBADF), and so do fs streams, usocket's and dbus-next's reads of a received fd",
+    async proof(): Promise<void> {
+      const [a, b] = socketPair();
+      try {
+        expect(catchError(() => nodeFs.fstatSync(a.fd)).code, 'node:fs on a descriptor fdpass opened').toBe('EBADF');
+      } finally {
+        a.close();
+        b.close();
+      }
+    },
+  },
+  'no-setgroups': {
+    reason: 'Deno has no process.setgroups, so a child cannot drop its groups to run as nobody',
+    async proof(): Promise<void> {
+      expect(typeof process.setgroups).toBe('undefined');
+    },
+  },
+  'command-line': {
+    reason: "Deno runs a Node command line as its own: child.spawnargs is `deno run -A …`, not the node arguments fdpass built",
+    async proof(): Promise<void> {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'test/emulation.ts')], { stdio: 'ignore' });
+      const exited = once(child, 'exit');
+      expect(child.spawnargs.slice(1, 3)).toEqual(['run', '-A']);
+      expect(child.spawnargs).not.toContain('--import');
+      await exited;
+    },
+  },
+  'worker-fds': {
+    reason: 'Deno keeps an eventfd and an epoll descriptor of every worker thread after it ended',
+    async proof(): Promise<void> {
+      const before = new Set(openFds());
+      const worker = new Worker(new URL('data:text/javascript,export {}'));
+      await once(worker, 'exit');
+      await new Promise((r) => setTimeout(r, 50));
+      const kept = openFds().filter((fd) => !before.has(fd)).map((fd) => readlinkSync(`/proc/self/fd/${fd}`));
+      expect(kept.sort()).toEqual(['anon_inode:[eventfd]', 'anon_inode:[eventpoll]']);
+    },
+  },
+} as const;
+
+export type DenoLimit = keyof typeof denoLimits;
+
+/**
+ * A test that checks what Deno does not have (docs/runtimes.md), in the spirit of
+ * `emulationLimit`: under Deno the limit's proof runs instead — it throws when the limit no
+ * longer holds, so the test comes back — one `[runtime limit]` line is printed, and this returns
+ * true: the test returns early. On Node and Bun it returns false and runs nothing.
+ * `if (await denoLimit('net-no-fd')) return;` first in the test body.
+ */
+export async function denoLimit(limit: DenoLimit): Promise<boolean> {
+  if (!isDeno) return false;
+  await denoLimits[limit].proof();
+  console.warn(`[runtime limit] Deno ${process.versions.deno}: ${denoLimits[limit].reason} (checked; the rest of the test does not run)`);
+  return true;
 }

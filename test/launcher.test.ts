@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { socketPair, spawnWithSocket, type UnixSocket } from '../src/index.js';
-import { catchError, expectNoFdLeak, repoRoot, requirePeer } from './helpers.js';
+import { catchError, denoLimit, expectNoFdLeak, repoRoot, requirePeer, tsCommand } from './helpers.js';
 import { MESSAGE_TYPE } from './mode.js';
 
 const running = new Set<ChildProcess>();
@@ -53,6 +53,7 @@ describe('spawnWithSocket with a tsx or npx launcher', () => {
   ];
   for (const [label, command, args, env] of launchers) {
     it(`${label}: runs node with tsx's loader instead, so the child gets the socket`, async () => {
+      if (await denoLimit('command-line')) return;
       requirePeer('npx');
       await expectNoFdLeak(async () => {
         const { child, socket } = spawnWithSocket(command, args, { cwd: repoRoot, stdio: [...stdio], env });
@@ -89,6 +90,7 @@ describe('spawnWithSocket with a tsx or npx launcher', () => {
   }
 
   it('leaves `node --import tsx file.ts` as it is', async () => {
+    if (await denoLimit('command-line')) return;
     await expectNoFdLeak(async () => {
       const { child, socket } = spawnWithSocket(process.execPath, ['--import', 'tsx', fixture], { cwd: repoRoot, stdio: [...stdio] });
       running.add(child);
@@ -134,7 +136,8 @@ describe('a child started through a launcher that lost the socket says so', () =
   it('inheritedSocket() where FDPASS_FD is set but fd 3 is not the socket, with no known launcher: says the socket got lost on the way', async () => {
     await expectNoFdLeak(async () => {
       // `3<&-` does what a careless wrapper does: the child finds no fd 3.
-      const r = await viaLauncher('sh', ['-c', `exec 3<&-; exec "${process.execPath}" --import tsx "${fixture}" inherited`]);
+      const command = tsCommand(fixture).map((arg) => `"${arg}"`).join(' ');
+      const r = await viaLauncher('sh', ['-c', `exec 3<&-; exec ${command} inherited`]);
       expect(r).toMatchObject({ ok: false, code: 'ERR_FDPASS_NO_INHERITED_SOCKET' });
       expect(r.message).toMatch(/^inheritedSocket: fd 3 \(FDPASS_FD=3\) is (not open|an? .+, not a connected Unix socket); the parent passed a socket \(it set FDPASS_FD\), so something between it and this process did not pass the descriptor on: a launcher such as the tsx CLI or npx/);
     });

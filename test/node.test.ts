@@ -18,7 +18,7 @@ import {
   type UnixSocket,
 } from '../src/index.js';
 import { getIntOption } from '../src/sockopt.js';
-import { expectNoFdLeak, spawnFixture } from './helpers.js';
+import { denoLimit, expectNoFdLeak, spawnFixture } from './helpers.js';
 import { kinds, makeFd, pipe, type Kind } from './fixtures/node-kinds.js';
 
 let dir: string;
@@ -77,6 +77,7 @@ function expectWrongKind(fn: () => unknown, ...fragments: string[]): FdPassError
 
 describe('toNetSocket', () => {
   it('turns a connected TCP socket into a working net.Socket and takes the Fd', async () => {
+    if (await denoLimit('net-no-fd')) return;
     await expectNoFdLeak(async () => {
       const tcp = await tcpPair();
       const f = Fd.dup(tcp.client);
@@ -118,6 +119,7 @@ describe('toNetSocket', () => {
   });
 
   it('names what the fd is and what to use instead, and leaves a refused Fd open', async () => {
+    if (await denoLimit('net-no-fd')) return;
     await expectNoFdLeak(async () => {
       const cases: [Kind, string[]][] = [
         ['file', ['regular file (/etc/hostname)', 'toReadStream()']],
@@ -152,6 +154,7 @@ describe('toNetSocket', () => {
 
 describe('toNetServer', () => {
   it('makes a listening TCP socket serve connections, on the same port', async () => {
+    if (await denoLimit('net-no-fd')) return;
     await expectNoFdLeak(async () => {
       const original = net.createServer().listen(0, '127.0.0.1');
       await once(original, 'listening');
@@ -170,6 +173,7 @@ describe('toNetServer', () => {
   });
 
   it('makes your own http.Server listen on the descriptor (Bun: refused, with the way that works there)', async () => {
+    if (await denoLimit('net-no-fd')) return;
     await expectNoFdLeak(async () => {
       const made = await makeFd('tcp-listening');
       const port = made.fd.describe().socket!.localPort!;
@@ -221,6 +225,7 @@ describe('toNetServer', () => {
   });
 
   it('refuses connected, Unix seqpacket and UDP sockets with a clear message', async () => {
+    if (await denoLimit('net-no-fd')) return;
     await expectNoFdLeak(async () => {
       const cases: [Kind, string[]][] = [
         ['tcp-connected', ['a TCP socket', 'call listen(2) on it first']],
@@ -242,6 +247,7 @@ describe('toNetServer', () => {
 describe('toDgramSocket', () => {
   for (const type of ['udp4', 'udp6'] as const) {
     it(`adopts a ${type} socket with Node's bind({ fd }) and receives on its port`, async () => {
+      if (await denoLimit('net-no-fd')) return;
       await expectNoFdLeak(async () => {
         const made = await makeFd(type);
         const port = made.fd.describe().socket!.localPort!;
@@ -262,6 +268,7 @@ describe('toDgramSocket', () => {
   }
 
   it('explains that Node cannot hold a Unix datagram socket, and refuses TCP', async () => {
+    if (await denoLimit('net-no-fd')) return;
     await expectNoFdLeak(async () => {
       const unix = await makeFd('unix-dgram');
       expectWrongKind(() => toDgramSocket(unix.fd), 'a Unix datagram socket', 'supports only UDP', 'adopt()');
@@ -277,6 +284,7 @@ describe('toDgramSocket', () => {
 
 describe('toReadStream / toWriteStream', () => {
   it('reads a file through an fs.ReadStream from the current offset', async () => {
+    if (await denoLimit('fs-foreign-fd')) return;
     await expectNoFdLeak(async () => {
       const path = join(dir, 'read.txt');
       writeFileSync(path, 'skip:the rest of the file');
@@ -331,6 +339,7 @@ describe('toReadStream / toWriteStream', () => {
   });
 
   it('writes a file through an fs.WriteStream', async () => {
+    if (await denoLimit('fs-foreign-fd')) return;
     await expectNoFdLeak(async () => {
       const path = join(dir, 'write.txt');
       const stream = toWriteStream(openSync(path, 'w'));
@@ -342,6 +351,7 @@ describe('toReadStream / toWriteStream', () => {
   });
 
   it('refuses the wrong direction, directories and datagram sockets', async () => {
+    if (await denoLimit('net-no-fd')) return;
     await expectNoFdLeak(async () => {
       const ro = new Fd(openSync('/etc/hostname', 'r'));
       expectWrongKind(() => toWriteStream(ro), 'opened O_RDONLY', 'use toReadStream()');
@@ -361,6 +371,7 @@ describe('toReadStream / toWriteStream', () => {
 
 describe('a wrong kind never reaches Node', () => {
   it('every kind of fd through every to* function, in a child process that must survive', async () => {
+    if (await denoLimit('net-no-fd')) return;
     const fx = spawnFixture('node-wrong-kinds');
     const { code, signal, stdout, stderr } = await fx.exited;
     expect({ code, signal, stderr }).toEqual({ code: 0, signal: null, stderr: '' });
@@ -418,6 +429,7 @@ function fillQueue(a: UnixSocket): number {
 
 describe('send(..., { close: true }) hands a net.Socket off', () => {
   it('stops the sender reading before the message goes, destroys it only once sent', async () => {
+    if (await denoLimit('net-no-fd')) return;
     await expectNoFdLeak(async () => {
       const tcp = await tcpPair();
       const [a, b] = socketPair();
@@ -460,6 +472,7 @@ describe('send(..., { close: true }) hands a net.Socket off', () => {
   });
 
   it('leaves the socket as it was, reading again, when the send is aborted', async () => {
+    if (await denoLimit('net-no-fd')) return;
     await expectNoFdLeak(async () => {
       const tcp = await tcpPair();
       const [a, b] = socketPair();
@@ -488,6 +501,7 @@ describe('send(..., { close: true }) hands a net.Socket off', () => {
   });
 
   it('leaves the socket usable when sendmsg fails (EPIPE), sync and async', async () => {
+    if (await denoLimit('net-no-fd')) return;
     await expectNoFdLeak(async () => {
       const tcp = await tcpPair();
       const [a, b] = socketPair();
@@ -504,6 +518,7 @@ describe('send(..., { close: true }) hands a net.Socket off', () => {
   });
 
   it('refuses, before sending anything, a socket holding bytes it already read', async () => {
+    if (await denoLimit('net-no-fd')) return;
     await expectNoFdLeak(async () => {
       const tcp = await tcpPair();
       const [a, b] = socketPair();
@@ -528,6 +543,7 @@ describe('send(..., { close: true }) hands a net.Socket off', () => {
 
 describe('send(..., { close: true }) with other objects', () => {
   it('closes a net.Server in the sender; the receiver serves on the same port', async () => {
+    if (await denoLimit('net-no-fd')) return;
     await expectNoFdLeak(async () => {
       const [a, b] = socketPair();
       const server = net.createServer((c) => c.end('old')).listen(0, '127.0.0.1');
@@ -548,6 +564,7 @@ describe('send(..., { close: true }) with other objects', () => {
   });
 
   it('closes an Fd, a number, a FileHandle, an fs.ReadStream, a dgram.Socket and a UnixSocket', async () => {
+    if (await denoLimit('net-no-fd')) return;
     await expectNoFdLeak(async () => {
       const path = join(dir, 'handoff.txt');
       writeFileSync(path, 'file content');
@@ -593,6 +610,7 @@ describe('send(..., { close: true }) with other objects', () => {
   });
 
   it('refuses objects it cannot close, a UnixServer and a stream with unwritten bytes, before touching anything', async () => {
+    if (await denoLimit('net-no-fd')) return;
     await expectNoFdLeak(async () => {
       const tcp = await tcpPair();
       const [a, b] = socketPair();

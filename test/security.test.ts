@@ -11,7 +11,7 @@ import {
   PidFd, adoptServer, connect, connectSync, listen, socketPair,
   type Authorize, type PeerInfo, type UnixSocket,
 } from '../src/index.js';
-import { compileC, expectFdCountAfterChild, expectNoFdLeak, fdCount, gc, rejection } from './helpers.js';
+import { compileC, denoLimit, expectFdCountAfterChild, expectNoFdLeak, fdCount, gc, rejection } from './helpers.js';
 import { CREDENTIAL_MESSAGES, MESSAGE_TYPE } from './mode.js';
 import { Peers, cleanExit, fixture, type Peer } from './fixtures/interop-util.js';
 
@@ -332,6 +332,7 @@ describe('UnixServer.release()', () => {
 
 describe('SCM_CREDENTIALS', () => {
   it('a child that dropped to nobody is identified by the kernel; its claims to be root or another pid fail with a clear EPERM', async () => {
+    if (await denoLimit('no-setgroups')) return;
     if (credentialsUnsupported()) return;
     await expectNoFdLeak(async () => {
       const [ours, theirs] = socketPair(MESSAGE_TYPE);

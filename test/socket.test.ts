@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adopt, connectSync, Fd, FdPassError, listen, pipe, platform, socketPair, UnixSocket, type Message, type SocketType } from '../src/index.js';
-import { catchError, evalModuleCommand, expectNoFdLeak, fdCount, fillQueue, rejection, repoRoot, sameFile, scaled, spawnFixture, tcpConnection } from './helpers.js';
+import { catchError, denoLimit, evalModuleCommand, expectNoFdLeak, fdCount, fillQueue, rejection, repoRoot, sameFile, scaled, spawnFixture, tcpConnection } from './helpers.js';
 import { MESSAGE_TYPE, MINIMAL } from './mode.js';
 
 /** Every type this platform has: its message type ('seqpacket', or 'framed' without SEQPACKET), 'framed' always. */
@@ -277,6 +277,7 @@ describe('sendSync / recvSync with fds', () => {
 
 describe('FdLike values', () => {
   it('accepts number, Fd, net.Socket, net.Server, dgram.Socket, FileHandle, ReadStream, { fd }, UnixSocket', async () => {
+    if (await denoLimit('net-no-fd')) return;
     await expectNoFdLeak(async () => {
       const [a, b] = socketPair();
       const { server, port, client, accepted: serverSide } = await tcpConnection();
@@ -1077,6 +1078,7 @@ describe('adopt()', () => {
   });
 
   it('refuses a TCP socket with ERR_FDPASS_NOT_UNIX_SOCKET (and leaves it open)', async () => {
+    if (await denoLimit('net-no-fd')) return;
     await expectNoFdLeak(async () => {
       const { server, client, accepted } = await tcpConnection();
       try {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Fd, forkWithSocket, spawnWithSocket, type UnixSocket } from '../src/index.js';
-import { expectNoFdLeak, repoRoot, requirePeer } from './helpers.js';
+import { denoLimit, expectNoFdLeak, repoRoot, requirePeer } from './helpers.js';
 import { MESSAGE_TYPE, MINIMAL } from './mode.js';
 
 const running = new Set<ChildProcess>();
@@ -128,6 +128,7 @@ s.send(('python got %r on fd %d: %s' % (data.decode(), fd, content)).encode())
 
 describe('forkWithSocket', () => {
   it('runs a .ts module under Node with tsx and a socket at fd 3', async () => {
+    if (await denoLimit('command-line')) return;
     await expectNoFdLeak(async () => {
       const { child, socket } = track(forkWithSocket(new URL('./fixtures/node-child-echo.ts', import.meta.url), ['x'], {
         cwd: repoRoot, execArgv: [], stdio: ['ignore', 'ignore', 'inherit'],

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { forkWithSocket, listen, type ChildWithSocket, type UnixSocket } from '../src/index.js';
-import { expectNoFdLeak, openFds, readableCopy, repoRoot } from './helpers.js';
+import { denoLimit, expectNoFdLeak, openFds, readableCopy, repoRoot } from './helpers.js';
 
 const example = (name: string): URL => new URL(`../examples/fixtures/${name}.ts`, import.meta.url);
 const quiet = { cwd: repoRoot, execArgv: [] as string[], stdio: ['ignore', 'ignore', 'inherit'] as ('ignore' | 'inherit')[] };
@@ -92,6 +92,7 @@ async function load(port: number, total: number, concurrency: number): Promise<{
 
 describe('hand-off proxy', () => {
   it('a front passes every accepted connection to one of 3 workers; all requests answered, no fd leak', async () => {
+    if (await denoLimit('net-no-fd')) return;
     await expectNoFdLeak(async () => {
       const workers: ChildWithSocket[] = [];
       for (let i = 0; i < 3; i++) {
@@ -140,6 +141,7 @@ describe('hand-off proxy', () => {
 
 describe('zero-downtime restart', () => {
   it('hands the listening socket over twice while a client sends requests non-stop; none fails', async () => {
+    if (await denoLimit('net-no-fd')) return;
     await expectNoFdLeak(async () => {
       const launcher = track(forkWithSocket(example('zdt-server'), ['1'], { ...quiet, env: { ...process.env, ZDT_QUIET: '1' } }));
       const control = launcher.socket;
@@ -204,6 +206,7 @@ describe('zero-downtime restart', () => {
 
 describe('privilege-separating broker', () => {
   it('passes a root-only file to a client running as nobody, after checking its uid; refuses daemon', async () => {
+    if (await denoLimit('fs-foreign-fd')) return;
     expect(process.getuid!(), 'this test runs clients as other users: it must run as root').toBe(0);
     const passwd = readFileSync('/etc/passwd', 'utf8').split('\n');
     const user = (name: string): { uid: number; gid: number } => {

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireDBusPeers, runPythonPeer, startPrivateBus, type PrivateBus, type PythonPeer } from './dbus-helpers.js';
-import { repoRoot, scaled } from './helpers.js';
+import { denoLimit, repoRoot, scaled } from './helpers.js';
 
 let dir: string;
 let project: string;
@@ -81,6 +81,7 @@ describe('fdpass installed as usocket', () => {
   });
 
   it("runs usocket's README quick start unchanged, passing a file fd each way with read(n, count)", async () => {
+    if (await denoLimit('fs-foreign-fd')) return;
     const work = mkdtempSync(join(dir, 'qs-'));
     const { code, stdout, stderr } = await node('usocket-quickstart.cjs', [work]);
     expect(stderr).toBe('');
@@ -107,6 +108,7 @@ describe('fdpass installed as usocket', () => {
 
     for (const via of ['abstract', 'path'] as const) {
       it(`passes fds both ways (bus address unix:${via}=…)`, async () => {
+        if (await denoLimit('fs-foreign-fd')) return;
         const file = join(dir, `dbus-next-${via}.txt`);
         writeFileSync(file, `passed by dbus-next over ${via}`);
         const { code, stdout, stderr } = await node('dbus-next-client.cjs', [via === 'path' ? bus.pathAddress : bus.abstractAddress, file]);

@@ -5,10 +5,11 @@ import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { socketPair } from '../src/index.js';
 import { MESSAGE_TYPE } from './mode.js';
-import { expectNoFdLeak, scaled } from './helpers.js';
+import { denoLimit, expectNoFdLeak, scaled } from './helpers.js';
 
 describe('worker threads', () => {
   it('a worker echoes messages with fds while the main thread sends and receives at the same time', async () => {
+    if (await denoLimit('worker-fds')) return;
     await expectNoFdLeak(async () => {
       const count = 2000;
       const [ours, theirs] = socketPair(MESSAGE_TYPE);
