@@ -19,7 +19,7 @@ import { emulatedArch, repoRoot } from './helpers.js';
 interface Report {
   numPassedTests: number;
   numFailedTests: number;
-  testResults: { name: string; status: string; assertionResults: { title?: string; status: string }[] }[];
+  testResults: { name: string; status: string; assertionResults: { fullName?: string; status: string }[] }[];
 }
 
 /** Run `runner` (script and its arguments) on the named fixtures: its exit status, output and report by file. */
@@ -51,7 +51,7 @@ function expectStandInReport(out: ReturnType<typeof runFixtures>): void {
   expect(byFile['passing.check.ts']).toMatchObject({ status: 'passed', assertionResults: [{ status: 'passed' }, { status: 'passed' }, { status: 'passed' }] });
   expect(byFile['unhandled.check.ts']).toMatchObject({ status: 'failed', assertionResults: [{ status: 'passed' }, { status: 'passed' }] });
   expect(byFile['failing.check.ts'].status).toBe('failed');
-  expect(byFile['failing.check.ts'].assertionResults.map((t) => `${t.title}: ${t.status}`)).toEqual([
+  expect(byFile['failing.check.ts'].assertionResults.map((t) => `${t.fullName}: ${t.status}`)).toEqual([
     'a suite > passes: passed',
     'a suite > fails an equality: failed',
     'a suite > fails when a promise resolves that should reject: failed',
@@ -94,6 +94,12 @@ describe('scripts/runner/bun.mjs', () => {
     expect(byFile['passing.check.ts']).toMatchObject({ status: 'passed', assertionResults: [{ status: 'passed' }, { status: 'passed' }, { status: 'passed' }] });
     expect(byFile['failing.check.ts'].status).toBe('failed');
     expect(byFile['failing.check.ts'].assertionResults.map((t) => t.status).sort()).toEqual(['failed', 'failed', 'failed', 'passed']);
+    // The failed ones by name (from the JUnit report), for .ci/run's summary.
+    expect(byFile['failing.check.ts'].assertionResults.filter((t) => t.status === 'failed').map((t) => t.fullName).sort()).toEqual([
+      'a suite > fails an equality',
+      'a suite > fails when a promise resolves that should reject',
+      'a suite > times out',
+    ]);
     for (const name of ['broken.check.ts', 'empty.check.ts', 'crash.check.ts']) expect(byFile[name]).toMatchObject({ status: 'failed', assertionResults: [] });
     expect(stdout).toContain('Tests: 4 passed, 3 failed (and 3 files that failed without a failing test)');
   });

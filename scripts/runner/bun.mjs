@@ -62,7 +62,7 @@ if (json) {
       status: r.broken || r.failed > 0 ? 'failed' : 'passed',
       assertionResults: [
         ...Array.from({ length: r.passed }, () => ({ status: 'passed' })),
-        ...Array.from({ length: r.failed }, () => ({ status: 'failed' })),
+        ...Array.from({ length: r.failed }, (_, i) => ({ status: 'failed', fullName: r.failedNames[i] })),
       ],
     })),
   }));
@@ -88,12 +88,12 @@ function runFile(file, xml) {
       // bun exits 1 when a test fails; any other end without a failing test is a broken file.
       const broken = counts === null || counts.tests === 0 || (failed === 0 && (code !== 0 || signal !== null));
       process.stdout.write(`\n=== ${file}: ${passed} passed, ${failed} failed${broken ? `, FILE FAILED (exit ${signal ?? code})` : ''}\n${out}`);
-      resolveRun({ file, passed, failed, skipped: counts?.skipped ?? 0, broken });
+      resolveRun({ file, passed, failed, skipped: counts?.skipped ?? 0, broken, failedNames: counts?.failedNames ?? [] });
     });
   });
 }
 
-/** The totals bun's JUnit reporter writes on <testsuites>, or null when there is no report. */
+/** The totals bun's JUnit reporter writes on <testsuites>, and the failed tests' names; null when there is no report. */
 function junitCounts(xml) {
   let text;
   try {
@@ -105,5 +105,18 @@ function junitCounts(xml) {
   if (!head) return null;
   const attr = (name) => Number(new RegExp(`\\b${name}="(\\d+)"`).exec(head)?.[1] ?? NaN);
   const counts = { tests: attr('tests'), failures: attr('failures'), skipped: attr('skipped') };
-  return Object.values(counts).every(Number.isFinite) ? counts : null;
+  if (!Object.values(counts).every(Number.isFinite)) return null;
+  const failedNames = [];
+  for (const [, attrs, body] of text.matchAll(/<testcase\b([^>]*?)(?:\/>|>([\s\S]*?)<\/testcase>)/g)) {
+    if (!body?.includes('<failure')) continue;
+    const value = (name) => unescapeXml(new RegExp(`\\b${name}="([^"]*)"`).exec(attrs)?.[1] ?? '');
+    failedNames.push([value('classname'), value('name')].filter(Boolean).join(' > '));
+  }
+  return { ...counts, failedNames };
+}
+
+function unescapeXml(text) {
+  const entities = { lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' };
+  return text.replace(/&(lt|gt|quot|apos|amp|#\d+|#x[0-9a-f]+);/gi, (_, e) =>
+    e[0] === '#' ? String.fromCodePoint(e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : Number(e.slice(1))) : entities[e]);
 }

@@ -112,7 +112,7 @@ async function main(argv) {
     }
     if (fileErrors.length) failures.push(`${file}\n${fileErrors.join('\n')}`);
     const bad = fileErrors.length > 0 || tests.some((t) => t.state === 'fail');
-    return { name: file, status: bad ? 'failed' : 'passed', assertionResults: tests.map((t) => ({ title: t.name, status: t.state === 'pass' ? 'passed' : t.state === 'fail' ? 'failed' : 'pending' })) };
+    return { name: file, status: bad ? 'failed' : 'passed', assertionResults: tests.map((t) => ({ fullName: t.name, status: t.state === 'pass' ? 'passed' : t.state === 'fail' ? 'failed' : 'pending' })) };
   });
   for (const f of failures) console.log(`\nFAIL ${f}`);
   const brokenFiles = testResults.filter((f) => f.status === 'failed' && !f.assertionResults.some((t) => t.status === 'failed')).length;
