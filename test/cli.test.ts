@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ProcessFdInfo } from '../src/pidfd.js';
-import { expectNoFdLeak, repoRoot, requirePeer, scaled } from './helpers.js';
+import { expectNoFdLeak, repoRoot, requirePeer, scaled, tsArgs } from './helpers.js';
 
 const children = new Set<ChildProcess>();
 afterEach(() => {
@@ -65,7 +65,7 @@ interface Victim {
 }
 
 async function startVictim(file: string, readFirst: number): Promise<Victim> {
-  const r = run([process.execPath, '--import', 'tsx', fixture('pidfd-victim'), file, String(readFirst)]);
+  const r = run([process.execPath, ...tsArgs(fixture('pidfd-victim')), file, String(readFirst)]);
   const info = JSON.parse(await r.line()) as Omit<Victim, 'run'>;
   return { run: r, ...info };
 }
@@ -180,7 +180,7 @@ describe('fdpass ls without ptrace access to the entries', () => {
 describe('fdpass grab', () => {
   it('runs a systemd-style server on the grabbed listening socket (fd 3, LISTEN_FDS=1, its own LISTEN_PID)', async () => {
     await withVictim(async (victim) => {
-      const grab = cli('grab', String(victim.pid), String(victim.listenFd), '--', process.execPath, '--import', 'tsx', fixture('pidfd-systemd'));
+      const grab = cli('grab', String(victim.pid), String(victim.listenFd), '--', process.execPath, ...tsArgs(fixture('pidfd-systemd')));
       const started = JSON.parse(await grab.line()) as { listenPid: number; listenFds: number; pid: number; fdNames: string | null };
       expect(started.listenFds).toBe(1);
       expect(started.listenPid).toBe(started.pid); // the fixture also checked this itself

@@ -1,13 +1,13 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { repoRoot, scaled } from './helpers.js';
+import { repoRoot, scaled, tsArgs } from './helpers.js';
 
 describe('under --stress-compaction (V8 moves objects at every GC)', () => {
   it('payloads and fds survive thousands of collections, sync and async, on both sides of the scratch buffer', async () => {
     const iterations = 300;
     const fixture = fileURLToPath(new URL('./fixtures/gc-stress.ts', import.meta.url));
-    const child = spawn(process.execPath, ['--expose-gc', '--stress-compaction', '--import', 'tsx', fixture, String(iterations)], {
+    const child = spawn(process.execPath, ['--expose-gc', '--stress-compaction', ...tsArgs(fixture), String(iterations)], {
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

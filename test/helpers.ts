@@ -14,8 +14,10 @@ import { socketPair, type UnixSocket } from '../src/index.js';
 import { fdOf } from '../src/fdlike.js';
 import { readinessDescriptors } from '../src/readiness.js';
 import { denoOwnSocketPair } from './fixtures/child-util.js';
+import { tsArgs } from './run-ts.js';
 
 export { emulatedArch, emulationLimit, scaled } from './emulation.js';
+export { tsArgs } from './run-ts.js';
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
@@ -120,12 +122,13 @@ export function gc(): void {
 /**
  * The command line that runs TypeScript file `file` under this runtime, as a child that may not
  * get this process's environment (systemd-socket-activate passes only what it is told to):
- * `node --import tsx file` (Bun runs it as given); under Deno `deno run -A --sloppy-imports file`
+ * `node <tsArgs(file)>` (a fixture's bundle, or `--import tsx file`: run-ts.ts; Bun runs it as
+ * given); under Deno `deno run -A --sloppy-imports file`
  * (what Deno makes of `--import tsx`, plus the '.js' to '.ts' resolution that scripts/runner/run.mjs
  * otherwise turns on through DENO_COMPAT in the environment).
  */
 export function tsCommand(file: string): string[] {
-  return isDeno ? [process.execPath, 'run', '-A', '--sloppy-imports', file] : [process.execPath, '--import', 'tsx', file];
+  return isDeno ? [process.execPath, 'run', '-A', '--sloppy-imports', file] : [process.execPath, ...tsArgs(file)];
 }
 
 /**
@@ -146,12 +149,12 @@ export interface Fixture {
 }
 
 /**
- * Spawn `test/fixtures/<name>.ts` under tsx. `extraFds` are placed at fd 3, 4, … in the child
+ * Spawn `test/fixtures/<name>.ts` (its bundle under Node: run-ts.ts). `extraFds` are placed at fd 3, 4, … in the child
  * (Node dup2()s them, which clears close-on-exec on the child's copy).
  */
 export function spawnFixture(name: string, args: string[] = [], extraFds: number[] = [], env: NodeJS.ProcessEnv = {}): Fixture {
   const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', ...extraFds];
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(`./fixtures/${name}.ts`, import.meta.url)), ...args], {
+  const child = spawn(process.execPath, [...tsArgs(new URL(`./fixtures/${name}.ts`, import.meta.url)), ...args], {
     stdio,
     cwd: repoRoot,
     env: { ...process.env, ...env },

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Fd, pipe, socketPair, type Message, type SocketType, type UnixSocket } from '../src/index.js';
 import { C, lastErrno, sys } from '../src/libc.js';
 import { POLLIN, waitSync } from '../src/poll.js';
-import { compileC, denoLimit, emulationLimit, expectNoFdLeak, fdCount, gc, rejection } from './helpers.js';
+import { compileC, denoLimit, emulationLimit, expectNoFdLeak, fdCount, gc, rejection, tsArgs } from './helpers.js';
 import { CREDENTIAL_MESSAGES, MESSAGE_TYPE, seqpacketUnsupported } from './mode.js';
 
 /** The message types to run: the platform's ('seqpacket', or 'framed' without it) and 'framed' always. */
@@ -388,7 +388,7 @@ describe('kernel limits', () => {
   it('ETOOMANYREFS: an unprivileged sender over its in-flight fd limit gets a clear error (sync and async), no hang; sending works again once the peer reads', async () => {
     if (await denoLimit('no-setgroups')) return;
     await expectNoFdLeak(async () => {
-      const child = peers.start(process.execPath, ['--import', 'tsx', fixture('hostile-limits.ts'), 'toomanyrefs']);
+      const child = peers.start(process.execPath, [...tsArgs(fixture('hostile-limits.ts')), 'toomanyrefs']);
       const report = JSON.parse(await cleanExit(child));
       expect(report.uid).toBe(65534);
       const limit = report.limit as number;
@@ -409,7 +409,7 @@ describe('kernel limits', () => {
   it('EMFILE with the async API: ERR_FDPASS_CTRUNC while the table is full, the next message arrives whole once descriptors are free', async () => {
     await expectNoFdLeak(async () => {
       const [ours, theirs] = socketPair(MESSAGE_TYPE);
-      const child = peers.start(process.execPath, ['--import', 'tsx', fixture('hostile-limits.ts'), 'emfile'], { extraFds: [theirs.fd] });
+      const child = peers.start(process.execPath, [...tsArgs(fixture('hostile-limits.ts')), 'emfile'], { extraFds: [theirs.fd] });
       theirs.close();
       const path = join(dir, 'emfile.txt');
       writeFileSync(path, 'x');

@@ -11,7 +11,7 @@ import { Fd, listen, pipe, socketPair, type FdPassError } from '../src/index.js'
 import { PidFd, explainError, listProcessFds, peerPidFdOf, reopenFromProc } from '../src/pidfd.js';
 import { C, check, sys } from '../src/libc.js';
 import { pidfdSyscalls } from '../src/platform/syscalls.js';
-import { expectNoFdLeak, readableCopy, repoRoot, requirePeer } from './helpers.js';
+import { expectNoFdLeak, readableCopy, repoRoot, requirePeer, tsArgs } from './helpers.js';
 
 const osErrno = osConstants.errno as Record<string, number | undefined>;
 const children = new Set<ChildProcess>();
@@ -32,7 +32,7 @@ interface Spawned {
 function spawnTsx(name: string, args: string[] = [], options: { uid?: number; gid?: number } = {}): Spawned {
   // Another user may not be able to read the checkout: such a child runs from a readable copy.
   const root = options.uid === undefined ? repoRoot : readableCopy();
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, `test/fixtures/${name}.ts`), ...args], {
+  const child = spawn(process.execPath, [...tsArgs(join(root, `test/fixtures/${name}.ts`)), ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
     cwd: root,
     ...options,

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FRAME_HEADER_BYTES, encodeFrameHeader } from '../src/framing.js';
 import { adopt, Fd, pipe, socketPair, spawnWithSocket, type UnixSocket } from '../src/index.js';
-import { catchError, evalModuleCommand, expectNoFdLeak, gc, rejection, repoRoot, requirePeer, sameFile, spawnFixture } from './helpers.js';
+import { catchError, evalModuleCommand, expectNoFdLeak, gc, rejection, repoRoot, requirePeer, sameFile, spawnFixture, tsArgs } from './helpers.js';
 
 let dir: string;
 let file: string;
@@ -420,7 +420,7 @@ socket.send_fds(s, [struct.pack('>BBHI', 0xFD, 1, 1, len(reply)) + reply], [r])
 
   it("spawnWithSocket({ type: 'framed' }): the child's inheritedSocket() is framed too (FDPASS_TYPE), whatever the platform default", async () => {
     await expectNoFdLeak(async () => {
-      const { child, socket } = spawnWithSocket(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'test/fixtures/node-child-echo.ts')], { type: 'framed', cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
+      const { child, socket } = spawnWithSocket(process.execPath, [...tsArgs(path.join(repoRoot, 'test/fixtures/node-child-echo.ts'))], { type: 'framed', cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
       try {
         const hello = JSON.parse((await socket.recv())!.data.toString());
         expect(hello).toMatchObject({ hello: true, type: 'framed', fd: 3 });

@@ -11,7 +11,7 @@ import {
   PidFd, adoptServer, connect, connectSync, listen, socketPair,
   type Authorize, type PeerInfo, type UnixSocket,
 } from '../src/index.js';
-import { compileC, denoLimit, expectFdCountAfterChild, expectNoFdLeak, fdCount, gc, rejection } from './helpers.js';
+import { compileC, denoLimit, expectFdCountAfterChild, expectNoFdLeak, fdCount, gc, rejection, tsArgs } from './helpers.js';
 import { CREDENTIAL_MESSAGES, MESSAGE_TYPE } from './mode.js';
 import { Peers, cleanExit, fixture, type Peer } from './fixtures/interop-util.js';
 
@@ -337,7 +337,7 @@ describe('SCM_CREDENTIALS', () => {
     await expectNoFdLeak(async () => {
       const [ours, theirs] = socketPair(MESSAGE_TYPE);
       ours.passCredentials(); // before the child can send
-      const child = peers.start(process.execPath, ['--import', 'tsx', fixture('hostile-limits.ts'), 'creds'], { extraFds: [theirs.fd] });
+      const child = peers.start(process.execPath, [...tsArgs(fixture('hostile-limits.ts')), 'creds'], { extraFds: [theirs.fd] });
       theirs.close();
       const report = JSON.parse(await cleanExit(child));
       const pid = child.child.pid!;

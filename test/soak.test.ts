@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { soak } from '../bench/soak.js';
 import { listen, type UnixSocket } from '../src/index.js';
 import { C, sys } from '../src/libc.js';
-import { expectNoFdLeak, fdCount, scaled } from './helpers.js';
+import { expectNoFdLeak, fdCount, scaled, tsArgs } from './helpers.js';
 import { Peers, cleanExit, fixture, unlessPeerFails } from './fixtures/interop-util.js';
 
 const peers = new Peers();
@@ -51,7 +51,7 @@ describe('load', () => {
       const serverFd = openSync(serverFile, 'r');
       const serverIno = fstatSync(serverFd).ino;
       const clientIno = statSync(clientFile).ino;
-      const clients = peers.start(process.execPath, ['--import', 'tsx', fixture('hostile-load-clients.ts'), server.path!, String(N), String(K), clientFile, String(serverIno)]);
+      const clients = peers.start(process.execPath, [...tsArgs(fixture('hostile-load-clients.ts')), server.path!, String(N), String(K), clientFile, String(serverIno)]);
 
       const conns: UnixSocket[] = [];
       // A small send buffer on our side, so each socket's sends really queue and wait for room.

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Fd, forkWithSocket, spawnWithSocket, type UnixSocket } from '../src/index.js';
-import { denoLimit, expectNoFdLeak, repoRoot, requirePeer } from './helpers.js';
+import { denoLimit, expectNoFdLeak, repoRoot, requirePeer, tsArgs } from './helpers.js';
 import { MESSAGE_TYPE, MINIMAL } from './mode.js';
 
 const running = new Set<ChildProcess>();
@@ -52,7 +52,7 @@ function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: Nod
 describe('spawnWithSocket', () => {
   it('gives a Node child its end at fd 3, FDPASS_FD=3, and keeps no copy of it', async () => {
     await expectNoFdLeak(async () => {
-      const { child, socket } = track(spawnWithSocket(process.execPath, ['--import', 'tsx', fixture('node-child-echo'), 'arg1'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] }));
+      const { child, socket } = track(spawnWithSocket(process.execPath, [...tsArgs(fixture('node-child-echo')), 'arg1'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] }));
       const hello = await recvJson(socket);
       expect(hello).toMatchObject({ hello: true, pid: child.pid, envBefore: '3', envAfter: null, fd: 3, type: MESSAGE_TYPE, same: true, closeOnExec: true, args: ['arg1'] });
       using file = new Fd(openSync(filePath, 'r'));
@@ -69,7 +69,7 @@ describe('spawnWithSocket', () => {
 
   it('puts the socket at another fd when asked, with the stdio you give, and a stream type', async () => {
     await expectNoFdLeak(async () => {
-      const { child, socket } = track(spawnWithSocket(process.execPath, ['--import', 'tsx', fixture('node-child-echo')], {
+      const { child, socket } = track(spawnWithSocket(process.execPath, [...tsArgs(fixture('node-child-echo'))], {
         cwd: repoRoot, fd: 5, type: 'stream', stdio: ['ignore', 'ignore', 'inherit'],
       }));
       expect(socket.type).toBe('stream');
@@ -143,7 +143,7 @@ describe('forkWithSocket', () => {
 
 describe('inheritedSocket', () => {
   async function runNoInherit(stdio: (string | number)[], env: Record<string, string | undefined> = {}): Promise<Record<string, any>> {
-    const child = spawn(process.execPath, ['--import', 'tsx', fixture('node-child-noinherit')], {
+    const child = spawn(process.execPath, [...tsArgs(fixture('node-child-noinherit'))], {
       cwd: repoRoot,
       stdio: stdio as never,
       env: { ...process.env, FDPASS_FD: undefined, ...env },

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { SEND_VECTOR_SLOTS } from '../src/send-vector.js';
-import { repoRoot, requirePeer } from './helpers.js';
+import { repoRoot, requirePeer, tsArgs } from './helpers.js';
 import { MINIMAL } from './mode.js';
 
 /**
@@ -45,7 +45,7 @@ describe('messages on the wire', () => {
       const trace = path.join(dir, 'trace');
       const fixture = fileURLToPath(new URL('./fixtures/queued-sends.ts', import.meta.url));
       const queued = 4 * SEND_VECTOR_SLOTS;
-      const run = spawnSync('strace', ['-f', '-qq', '-e', 'trace=sendmsg,sendmmsg,recvmsg,recvmmsg,recvmmsg_time64,fcntl,fcntl64,close,close_range', '-e', 'signal=none', '-o', trace, process.execPath, '--import', 'tsx', fixture, String(queued), MINIMAL ? 'dgram' : 'seqpacket'], {
+      const run = spawnSync('strace', ['-f', '-qq', '-e', 'trace=sendmsg,sendmmsg,recvmsg,recvmmsg,recvmmsg_time64,fcntl,fcntl64,close,close_range', '-e', 'signal=none', '-o', trace, process.execPath, ...tsArgs(fixture), String(queued), MINIMAL ? 'dgram' : 'seqpacket'], {
         cwd: repoRoot,
         encoding: 'utf8',
         timeout: 60_000,
