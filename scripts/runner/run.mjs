@@ -2,7 +2,9 @@
 // bundler (rolldown) has neither a native build nor a WebAssembly build that Node 20's V8 can
 // compile there (docs/emulation.md). Each file runs in a process of its own, as vitest's forks
 // pool does (the tests count /proc/self/fd, and call gc()), on vitest's own runner and matchers
-// (@vitest/runner, @vitest/expect) with TypeScript through tsx.
+// (@vitest/runner, @vitest/expect). Under Node each test file runs as one ES module bundled by
+// esbuild (what tsx compiles with), 'vitest' mapped to the stand-in: tsx's start-up cost each
+// file's process 15-25 s under qemu-riscv64, a bundle's ~5 s.
 //
 //   node scripts/runner/run.mjs [--deno DENO] [--workers N] [--json REPORT] FILE...
 //
@@ -15,7 +17,8 @@
 // shape of vitest's JSON reporter (numPassedTests, numFailedTests, testResults[].status…).
 // Exit status 1 when anything failed. Timeouts are vitest.config.ts's: 30 s, scaled().
 import { spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -26,22 +29,30 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const FILE_TIMEOUT_MS = 5 * 60_000;
 const args = process.argv.slice(2);
 
-if (args[0] === '--file') await runFile(args[1], args[2]);
+if (args[0] === '--file') await runFile(args[1], args[2], args[3], args[4]);
 else await main(args);
 
-/** In a test file's own process: run it, write what happened to `out` as JSON. */
-async function runFile(file, out) {
+/**
+ * In a test file's own process: run it, write what happened to `out` as JSON. Under Node, `bundle`
+ * is the file's bundle and `emulation` test/emulation.ts's (bundleTests); under Deno both are
+ * absent and Deno runs the TypeScript.
+ */
+async function runFile(file, out, bundle, emulation) {
   // Opened before any test runs: Deno's node:fs keeps its own table of the descriptors it opened,
   // and a test that closes one of them through libc (fdpass owning it) makes a later open that
   // reuses the number fail (docs/runtimes.md).
   const report = openSync(out, 'w');
+  // libuv opens a reserve descriptor (/dev/null, for EMFILE) with the process's first stream and
+  // keeps it: make stdout's stream now, before a test counts descriptors (vitest's own IPC does it
+  // in its workers).
+  void process.stdout;
   // What vitest reports as unhandled errors: they fail the file, and the other tests still run
   // (Deno, like Node without vitest, would end the process at the first).
   const unhandled = [];
   process.on('unhandledRejection', (e) => { unhandled.push(e); });
   process.on('uncaughtException', (e) => { unhandled.push(e); });
   const { startTests } = await import('@vitest/runner');
-  const { scaled } = await import(pathToFileURL(join(root, 'test/emulation.ts')).href);
+  const { scaled } = await import(pathToFileURL(emulation ?? join(root, 'test/emulation.ts')).href);
   const config = {
     root, setupFiles: [], name: undefined, passWithNoTests: false, testNamePattern: undefined, allowOnly: false,
     sequence: { seed: 0, hooks: 'stack', setupFiles: 'list' }, chaiConfig: undefined, maxConcurrency: 5,
@@ -50,7 +61,7 @@ async function runFile(file, out) {
   };
   const runner = {
     config,
-    importFile: (path) => import(pathToFileURL(path).href),
+    importFile: (path) => import(pathToFileURL(bundle ?? path).href),
     onAfterRunTask: (test) => {
       const mark = { pass: '✓', fail: '×', skip: '↓', todo: '↓' }[test.result?.state] ?? '?';
       console.log(`     ${mark} ${nameOf(test)} ${Math.round(test.result?.duration ?? 0)}ms`);
@@ -96,8 +107,72 @@ async function main(argv) {
   if (files.length === 0 || !(workers >= 1) || deno === '') throw new Error('usage: run.mjs [--deno DENO] [--workers N] [--json REPORT] FILE...');
   const scratch = mkdtempSync(join(tmpdir(), 'fdpass-runner-'));
   const started = Date.now();
-  const results = await runEach(files, workers, (file, index) => runChild(file, join(scratch, `${index}.json`), deno));
-  rmSync(scratch, { recursive: true, force: true });
+  // Bundles import packages from the checkout's node_modules: they live under it.
+  mkdirSync(join(root, 'node_modules/.cache'), { recursive: true });
+  const bundles = deno ? undefined : mkdtempSync(join(root, 'node_modules/.cache/fdpass-runner-'));
+  try {
+    const bundled = bundles && (await bundleTests(files, bundles));
+    const results = await runEach(files, workers, (file, index) => runChild(file, join(scratch, `${index}.json`), deno, bundled));
+    report(results, started, json);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+    if (bundles) rmSync(bundles, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Each test file, and test/emulation.ts, as one ES module in `dir`: what they import from src/
+ * and test/ inside it, packages left as imports, 'vitest' the stand-in (vitest.mjs).
+ * `import.meta.url` in each module is that module's source URL, as tsx leaves it.
+ */
+async function bundleTests(files, dir) {
+  const esbuild = await import('esbuild');
+  // Each module declares its own URL (on its first line: the line numbers stay), and
+  // `import.meta.url` is defined as that name, which binds to the module's own declaration.
+  const sourceUrls = {
+    name: 'source import.meta.url',
+    setup(build) {
+      build.onLoad({ filter: /\.[cm]?[jt]s$/ }, async ({ path }) => {
+        const source = await readFile(path, 'utf8');
+        const at = source.startsWith('#!') ? source.indexOf('\n') + 1 : 0; // after a shebang
+        const declaration = `const __sourceUrl = ${JSON.stringify(pathToFileURL(path).href)}; `;
+        return { contents: source.slice(0, at) + declaration + source.slice(at), loader: /\.[cm]?ts$/.test(path) ? 'ts' : 'js' };
+      });
+    },
+  };
+  const outputs = new Map();
+  const failures = new Map();
+  await Promise.all(['test/emulation.ts', ...files].map(async (file, index) => {
+    const outfile = join(dir, `${index}.mjs`);
+    // A file that does not build fails alone, as a file that does not load fails under vitest.
+    try {
+      await esbuild.build({
+        entryPoints: [resolve(root, file)],
+        outfile,
+        bundle: true,
+        format: 'esm',
+        platform: 'node',
+        target: 'node20',
+        packages: 'external',
+        alias: { vitest: fileURLToPath(new URL('./vitest.mjs', import.meta.url)) },
+        define: { 'import.meta.url': '__sourceUrl' },
+        plugins: [sourceUrls],
+        // An ES module has no `require` for what esbuild turns into require() calls.
+        banner: { js: "import { createRequire as __runnerCreateRequire } from 'node:module'; const require = __runnerCreateRequire(import.meta.url);" },
+        logLevel: 'silent',
+      });
+      outputs.set(file, outfile);
+    } catch (err) {
+      failures.set(file, `the file did not build: ${err.message}`);
+    }
+  }));
+  await esbuild.stop?.();
+  if (failures.has('test/emulation.ts')) throw new Error(failures.get('test/emulation.ts'));
+  return { emulation: outputs.get('test/emulation.ts'), of: (file) => outputs.get(file), failure: (file) => failures.get(file) };
+}
+
+/** The summary on stdout, and the JSON report. */
+function report(results, started, json) {
   let passed = 0;
   let failed = 0;
   let skipped = 0;
@@ -127,12 +202,17 @@ async function main(argv) {
  * One file in its own process (vitest.config.ts's execArgv: --expose-gc), on Node or on `deno`.
  * Under Deno, a file that runs past FILE_TIMEOUT_MS (a hang no test timeout catches) is killed.
  */
-function runChild(file, out, deno) {
+function runChild(file, out, deno, bundled) {
   const started = Date.now();
   const self = fileURLToPath(import.meta.url);
   const [command, args, env] = deno
     ? [deno, ['run', '-A', '--v8-flags=--expose-gc', '--import-map', fileURLToPath(new URL('./deno-imports.json', import.meta.url)), self, '--file', file, out], { ...process.env, DENO_COMPAT: '1', DENO_NO_UPDATE_CHECK: '1' }]
-    : [process.execPath, ['--expose-gc', '--import', 'tsx', '--import', new URL('./register.mjs', import.meta.url).href, self, '--file', file, out], process.env];
+    : [process.execPath, ['--expose-gc', self, '--file', file, out, bundled.of(file), bundled.emulation], process.env];
+  const buildFailure = bundled?.failure(file);
+  if (buildFailure !== undefined) {
+    console.log(` ❯ ${relative(root, resolve(root, file))} (0 tests)\n${buildFailure}`);
+    return Promise.resolve({ file, report: { tests: [], errors: [buildFailure] }, output: buildFailure, code: null });
+  }
   return new Promise((done) => {
     const child = spawn(command, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
