@@ -2,9 +2,9 @@
 // bundler (rolldown) has neither a native build nor a WebAssembly build that Node 20's V8 can
 // compile there (docs/emulation.md). Each file runs in a process of its own, as vitest's forks
 // pool does (the tests count /proc/self/fd, and call gc()), on vitest's own runner and matchers
-// (@vitest/runner, @vitest/expect). Under Node each test file runs as one ES module bundled by
-// esbuild (what tsx compiles with), 'vitest' mapped to the stand-in: tsx's start-up cost each
-// file's process 15-25 s under qemu-riscv64, a bundle's ~5 s.
+// (@vitest/runner, @vitest/expect). Under Node each test file runs as one ES module (bundle.mjs),
+// 'vitest' mapped to the stand-in: tsx's start-up cost each file's process 15-25 s under
+// qemu-riscv64, a bundle's ~5 s.
 //
 //   node scripts/runner/run.mjs [--deno DENO] [--workers N] [--json REPORT] FILE...
 //
@@ -18,10 +18,10 @@
 // Exit status 1 when anything failed. Timeouts are vitest.config.ts's: 30 s, scaled().
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { bundle } from './bundle.mjs';
 import { runEach } from './pool.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -33,11 +33,11 @@ if (args[0] === '--file') await runFile(args[1], args[2], args[3], args[4]);
 else await main(args);
 
 /**
- * In a test file's own process: run it, write what happened to `out` as JSON. Under Node, `bundle`
- * is the file's bundle and `emulation` test/emulation.ts's (bundleTests); under Deno both are
+ * In a test file's own process: run it, write what happened to `out` as JSON. Under Node,
+ * `bundled` is the file's bundle and `emulation` test/emulation.ts's (bundleTests); under Deno both are
  * absent and Deno runs the TypeScript.
  */
-async function runFile(file, out, bundle, emulation) {
+async function runFile(file, out, bundled, emulation) {
   // Opened before any test runs: Deno's node:fs keeps its own table of the descriptors it opened,
   // and a test that closes one of them through libc (fdpass owning it) makes a later open that
   // reuses the number fail (docs/runtimes.md).
@@ -61,7 +61,7 @@ async function runFile(file, out, bundle, emulation) {
   };
   const runner = {
     config,
-    importFile: (path) => import(pathToFileURL(bundle ?? path).href),
+    importFile: (path) => import(pathToFileURL(bundled ?? path).href),
     onAfterRunTask: (test) => {
       const mark = { pass: '✓', fail: '×', skip: '↓', todo: '↓' }[test.result?.state] ?? '?';
       console.log(`     ${mark} ${nameOf(test)} ${Math.round(test.result?.duration ?? 0)}ms`);
@@ -121,52 +121,24 @@ async function main(argv) {
 }
 
 /**
- * Each test file, and test/emulation.ts, as one ES module in `dir`: what they import from src/
- * and test/ inside it, packages left as imports, 'vitest' the stand-in (vitest.mjs).
- * `import.meta.url` in each module is that module's source URL, as tsx leaves it.
+ * Each test file, and test/emulation.ts, as one ES module in `dir` (bundle.mjs), 'vitest' the
+ * stand-in (vitest.mjs). A file that does not build fails alone, as a file that does not load
+ * fails under vitest.
  */
 async function bundleTests(files, dir) {
-  const esbuild = await import('esbuild');
-  // Each module declares its own URL (on its first line: the line numbers stay), and
-  // `import.meta.url` is defined as that name, which binds to the module's own declaration.
-  const sourceUrls = {
-    name: 'source import.meta.url',
-    setup(build) {
-      build.onLoad({ filter: /\.[cm]?[jt]s$/ }, async ({ path }) => {
-        const source = await readFile(path, 'utf8');
-        const at = source.startsWith('#!') ? source.indexOf('\n') + 1 : 0; // after a shebang
-        const declaration = `const __sourceUrl = ${JSON.stringify(pathToFileURL(path).href)}; `;
-        return { contents: source.slice(0, at) + declaration + source.slice(at), loader: /\.[cm]?ts$/.test(path) ? 'ts' : 'js' };
-      });
-    },
-  };
+  const vitest = fileURLToPath(new URL('./vitest.mjs', import.meta.url));
   const outputs = new Map();
   const failures = new Map();
   await Promise.all(['test/emulation.ts', ...files].map(async (file, index) => {
     const outfile = join(dir, `${index}.mjs`);
-    // A file that does not build fails alone, as a file that does not load fails under vitest.
     try {
-      await esbuild.build({
-        entryPoints: [resolve(root, file)],
-        outfile,
-        bundle: true,
-        format: 'esm',
-        platform: 'node',
-        target: 'node20',
-        packages: 'external',
-        alias: { vitest: fileURLToPath(new URL('./vitest.mjs', import.meta.url)) },
-        define: { 'import.meta.url': '__sourceUrl' },
-        plugins: [sourceUrls],
-        // An ES module has no `require` for what esbuild turns into require() calls.
-        banner: { js: "import { createRequire as __runnerCreateRequire } from 'node:module'; const require = __runnerCreateRequire(import.meta.url);" },
-        logLevel: 'silent',
-      });
+      await bundle(resolve(root, file), outfile, { vitest });
       outputs.set(file, outfile);
     } catch (err) {
       failures.set(file, `the file did not build: ${err.message}`);
     }
   }));
-  await esbuild.stop?.();
+  (await import('esbuild')).stop?.();
   if (failures.has('test/emulation.ts')) throw new Error(failures.get('test/emulation.ts'));
   return { emulation: outputs.get('test/emulation.ts'), of: (file) => outputs.get(file), failure: (file) => failures.get(file) };
 }
